@@ -1,0 +1,48 @@
+"""The one place where service errors become HTTP statuses and bodies."""
+
+import math
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from app.services.errors import ErrorKind, UpstreamError
+
+STATUS_BY_KIND = {
+    ErrorKind.BAD_REQUEST: 400,
+    ErrorKind.AUTHENTICATION: 401,
+    ErrorKind.PERMISSION: 403,
+    ErrorKind.MODEL_NOT_FOUND: 400,
+    ErrorKind.CONFIGURED_MODEL_NOT_FOUND: 502,
+    ErrorKind.REQUEST_TOO_LARGE: 413,
+    ErrorKind.RATE_LIMITED: 429,
+    ErrorKind.OVERLOADED: 503,
+    ErrorKind.UPSTREAM: 502,
+    ErrorKind.CONNECTION: 502,
+    ErrorKind.TIMEOUT: 504,
+}
+
+# Statuses after which the client should come back later; it is told when.
+_COME_BACK_LATER = {429, 503}
+DEFAULT_RETRY_AFTER_S = 5
+
+
+def error_body(error_type: str, message: str) -> dict[str, dict[str, str]]:
+    return {"detail": {"type": error_type, "message": message}}
+
+
+def upstream_error_response(error: UpstreamError) -> JSONResponse:
+    status = STATUS_BY_KIND[error.kind]
+    headers = {}
+    if status in _COME_BACK_LATER:
+        wait = error.retry_after if error.retry_after is not None else DEFAULT_RETRY_AFTER_S
+        headers["Retry-After"] = str(max(1, math.ceil(wait)))
+    return JSONResponse(error_body(error.kind.value, error.message), status_code=status, headers=headers)
+
+
+async def _handle_upstream_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, UpstreamError)
+    return upstream_error_response(exc)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(UpstreamError, _handle_upstream_error)

@@ -1,0 +1,83 @@
+"""Service settings: read once from the environment (and an optional `.env`)."""
+
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_MODEL = "claude-3-5-sonnet-latest"
+
+# Env var that chooses the default model; quoted in errors so operators know what to change.
+MODEL_SETTING = "CHAT_MODEL"
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Service settings use the `CHAT_` prefix; the Anthropic key and
+    base URL keep the SDK's own names so existing deployments work unchanged."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CHAT_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    anthropic_api_key: SecretStr = Field(
+        min_length=1, validation_alias=AliasChoices("ANTHROPIC_API_KEY", "anthropic_api_key")
+    )
+    anthropic_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("ANTHROPIC_BASE_URL", "anthropic_base_url")
+    )
+
+    model: str = DEFAULT_MODEL
+    allowed_models: CommaList = Field(
+        default_factory=list,
+        description="If non-empty, requests may only choose these models (others get 422).",
+    )
+    system_prompt: str | None = None
+    max_tokens_default: int = Field(default=1024, ge=1)
+    max_tokens_ceiling: int = Field(default=8192, ge=1)
+
+    connect_timeout: float = Field(default=10.0, gt=0)
+    read_timeout: float = Field(
+        default=60.0, gt=0, description="Longest silence tolerated from upstream, in seconds."
+    )
+    retry_attempts: int = Field(default=4, ge=1, description="Attempts in all, the first included.")
+    retry_max_wait: float = Field(
+        default=20.0,
+        ge=0,
+        description="Longest single wait between attempts; a longer retry-after fails fast.",
+    )
+    retry_initial_wait: float = Field(default=0.5, gt=0)
+
+    ping_interval: float = Field(default=15.0, gt=0)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    cors_origins: CommaList = Field(default_factory=list)
+
+    @field_validator("allowed_models", "cors_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _defaults_within_limits(self) -> "Settings":
+        if self.max_tokens_default > self.max_tokens_ceiling:
+            raise ValueError("CHAT_MAX_TOKENS_DEFAULT must not exceed CHAT_MAX_TOKENS_CEILING")
+        if self.allowed_models and self.model not in self.allowed_models:
+            raise ValueError(f"{MODEL_SETTING}={self.model!r} is not in CHAT_ALLOWED_MODELS")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()  # type: ignore[call-arg]  # filled from the environment

@@ -1,0 +1,151 @@
+"""Logging: structlog JSON lines on stdout, and one summary line per request.
+
+Every stdlib logger (uvicorn's, gunicorn's, the SDK's) goes through the same renderer, so an
+operator's log pipeline sees one format. Each line of a request carries its request id.
+"""
+
+import logging
+import re
+import sys
+import uuid
+from collections.abc import Callable, MutableMapping
+from contextvars import ContextVar
+from time import perf_counter
+from typing import Any, Protocol
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUEST_ID_HEADER = "x-request-id"
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+log = structlog.get_logger("app.request")
+
+
+def _redactor(secret: str) -> Callable[[Any, str, str | bytes], str | bytes]:
+    def redact(_: Any, __: str, line: str | bytes) -> str | bytes:
+        if secret and isinstance(line, str) and secret in line:
+            return line.replace(secret, "[REDACTED]")
+        return line
+
+    return redact
+
+
+def configure_logging(level: str = "INFO", fmt: str = "auto", secret: str = "") -> None:
+    """Routes structlog and the stdlib root logger to one handler on stdout.
+
+    `secret` (the API key) is scrubbed from every rendered line as a last line of defence.
+    """
+    shared: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    console = fmt == "console" or (fmt == "auto" and sys.stdout.isatty())
+    renderer: structlog.types.Processor = (
+        structlog.dev.ConsoleRenderer()
+        if console
+        else structlog.processors.JSONRenderer()
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            *([] if console else [structlog.processors.dict_tracebacks]),
+            renderer,
+            _redactor(secret),
+        ],
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "gunicorn", "gunicorn.error", "gunicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+    # The summary line below replaces uvicorn's access log, which knows no request id.
+    logging.getLogger("uvicorn.access").handlers.clear()
+    logging.getLogger("uvicorn.access").propagate = False
+    logging.getLogger("uvicorn.access").disabled = True
+    logging.captureWarnings(True)
+    # The SDK's transport logs every upstream call at INFO; the summary line already has it.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+
+
+class SummarySource(Protocol):
+    def log_fields(self) -> dict[str, Any]: ...
+
+
+_summary_sources: ContextVar[list[SummarySource] | None] = ContextVar("summary_sources", default=None)
+
+
+def add_to_request_summary(source: SummarySource) -> None:
+    """Adds `source.log_fields()`, read when the response has been sent, to the summary line."""
+    if (sources := _summary_sources.get()) is not None:
+        sources.append(source)
+
+
+class RequestLogMiddleware:
+    """Pure ASGI (a BaseHTTPMiddleware would buffer and wrap streaming bodies).
+
+    Binds a request id to every log line of the request, echoes it in `X-Request-ID`, and writes
+    one summary line when the response is over, streamed or not.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        sources: list[SummarySource] = []
+        _summary_sources.set(sources)
+        header = (REQUEST_ID_HEADER.encode(), request_id.encode())
+        status = 500
+        started = perf_counter()
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_request_id)
+        finally:
+            fields: MutableMapping[str, Any] = {}
+            for source in sources:
+                fields.update(source.log_fields())
+            log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                duration_ms=round((perf_counter() - started) * 1000, 1),
+                **fields,
+            )
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            candidate = value.decode("latin-1")
+            if _VALID_REQUEST_ID.fullmatch(candidate):
+                return candidate
+            break
+    return uuid.uuid4().hex

@@ -1,0 +1,62 @@
+"""Incremental decoding of Anthropic's Server-Sent Events byte stream."""
+
+from typing import Any
+
+import orjson
+
+from app.services.errors import ErrorKind, UpstreamError
+
+# Anthropic's events are a few hundred bytes; a buffer this large without an event boundary
+# means upstream is not speaking SSE at all.
+MAX_PENDING_BYTES = 1 << 20
+
+
+def _unreadable(what: str) -> UpstreamError:
+    return UpstreamError(ErrorKind.UPSTREAM, f"Anthropic sent {what}.", retryable=True)
+
+
+class EventDecoder:
+    """Splits the byte stream into the JSON payloads of its events.
+
+    Anthropic names each event twice, in `event:` and in the payload's `type`, so only the
+    `data:` lines are kept. Chunks may split events (and `\\r\\n`) anywhere.
+    """
+
+    __slots__ = ("_pending", "_held_cr")
+
+    def __init__(self) -> None:
+        self._pending = b""
+        self._held_cr = False
+
+    def feed(self, chunk: bytes) -> list[dict[str, Any]]:
+        if self._held_cr:
+            chunk = b"\r" + chunk
+            self._held_cr = False
+        if b"\r" in chunk:
+            if chunk.endswith(b"\r"):
+                # Maybe the first half of a `\r\n` that the next chunk completes.
+                chunk = chunk[:-1]
+                self._held_cr = True
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        *blocks, self._pending = (self._pending + chunk).split(b"\n\n")
+        if len(self._pending) > MAX_PENDING_BYTES:
+            raise _unreadable("a stream that is not Server-Sent Events")
+        return [payload for block in blocks if (payload := _payload(block)) is not None]
+
+    @property
+    def has_partial_event(self) -> bool:
+        return bool(self._pending.strip())
+
+
+def _payload(block: bytes) -> dict[str, Any] | None:
+    data = [line for line in block.split(b"\n") if line.startswith(b"data:")]
+    if not data:
+        return None  # a comment, or an event with no data
+    raw = b"\n".join(line[6:] if line.startswith(b"data: ") else line[5:] for line in data)
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise _unreadable("an event that is not JSON") from None
+    if not isinstance(payload, dict):
+        raise _unreadable("an event that is not a JSON object")
+    return payload

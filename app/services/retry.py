@@ -1,0 +1,69 @@
+"""When and how long to wait before asking Anthropic again."""
+
+from collections.abc import Callable
+
+import structlog
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from app.config import Settings
+from app.services.errors import UpstreamError
+
+log = structlog.get_logger(__name__)
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, UpstreamError) and exc.retryable
+
+
+def _upstream_error(state: RetryCallState) -> UpstreamError | None:
+    exc = state.outcome.exception() if state.outcome else None
+    return exc if isinstance(exc, UpstreamError) else None
+
+
+def retrying(settings: Settings, on_retry: Callable[[], None]) -> AsyncRetrying:
+    """Exponential backoff with jitter, except that the server's `retry-after` wins.
+
+    A `retry-after` longer than the ceiling stops at once: sleeping that long would hold the
+    client for nothing, so it gets the status and `Retry-After` to come back later instead.
+    """
+    backoff = wait_exponential_jitter(
+        initial=settings.retry_initial_wait,
+        max=settings.retry_max_wait,
+        jitter=settings.retry_initial_wait,
+    )
+
+    def wait(state: RetryCallState) -> float:
+        error = _upstream_error(state)
+        if error is not None and error.retry_after is not None:
+            return error.retry_after
+        return backoff(state)
+
+    def asks_too_long_a_wait(state: RetryCallState) -> bool:
+        error = _upstream_error(state)
+        return bool(error and error.retry_after is not None and error.retry_after > settings.retry_max_wait)
+
+    def before_sleep(state: RetryCallState) -> None:
+        on_retry()
+        error = _upstream_error(state)
+        log.warning(
+            "upstream_retry",
+            attempt=state.attempt_number,
+            error_type=error.kind.value if error else None,
+            error=error.message if error else None,
+            upstream_request_id=error.request_id if error else None,
+            wait_s=round(state.upcoming_sleep, 3),
+        )
+
+    return AsyncRetrying(
+        retry=retry_if_exception(_retryable),
+        stop=stop_after_attempt(settings.retry_attempts) | asks_too_long_a_wait,
+        wait=wait,
+        before_sleep=before_sleep,
+        reraise=True,
+    )

@@ -1,0 +1,416 @@
+"""A fake Anthropic Messages API: a real HTTP/1.1 server speaking the real wire format.
+
+Standard library only, so it runs anywhere Python does: in-process for the tests (`start()` runs
+it on a thread), as a process for the benchmark, as a container for the compose demo:
+
+    python tests/fakes/anthropic_api.py --host 0.0.0.0 --port 8080 --interval-ms 40
+
+Each request takes the next scripted `Reply` (see `enqueue`), or the default one. What it
+received, and whether the caller went away before the answer was over, is recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+# Pieces that break naive relays: quotes, backslashes, newlines, multi-byte text, an emoji,
+# combining marks, a token that is only whitespace, and one that is only a blank line.
+TRICKY_TOKENS = (
+    "Hello",
+    ",",
+    ' "quoted"',
+    " back\\slash",
+    "\n",
+    " café",
+    " 日本語",
+    " 🙂",
+    " e\u0301",
+    "  ",
+    "\n\n",
+    " end.",
+)
+
+# Models Anthropic has retired answer 404, as the real API does.
+RETIRED_MODELS = frozenset(
+    {"claude-3-5-sonnet-latest", "claude-3-5-sonnet-20241022", "claude-3-5-sonnet-20240620"}
+)
+# The API version the SDK sends rejects these.
+REJECTED_PARAMS = ("temperature", "top_p", "top_k")
+
+_ids = itertools.count(1)
+
+
+def default_tokens(count: int) -> list[str]:
+    return [TRICKY_TOKENS[i % len(TRICKY_TOKENS)] for i in range(count)]
+
+
+@dataclass
+class Reply:
+    """One scripted answer. Built with the class methods below."""
+
+    status: int = 200
+    tokens: Sequence[str] = field(default_factory=lambda: default_tokens(12))
+    interval: float = 0.0  # seconds between tokens
+    headers: dict[str, str] = field(default_factory=dict)
+    error_type: str | None = None
+    error_message: str = ""
+    raw_body: bytes | None = None  # sent as the body, whatever it is
+    error_after: int | None = None  # in-band `event: error` after this many tokens
+    stall_after: int | None = None  # stop sending after this many tokens, keep the connection
+    reset_after: int | None = None  # reset the connection after this many tokens
+    truncate_after: int | None = None  # end the body cleanly after this many tokens
+    hang: bool = False  # never answer
+    drop: bool = False  # close the connection without answering
+    extra_events: Sequence[tuple[str, str]] = ()  # (event, data) sent before the first token
+    stop_reason: str = "end_turn"
+
+    @classmethod
+    def text(cls, tokens: Sequence[str] | None = None, *, interval: float = 0.0, **kw: Any) -> Reply:
+        return cls(tokens=list(tokens) if tokens is not None else default_tokens(12), interval=interval, **kw)
+
+    @classmethod
+    def error(
+        cls, status: int, error_type: str, message: str = "", *, headers: dict[str, str] | None = None
+    ) -> Reply:
+        return cls(status=status, error_type=error_type, error_message=message or error_type, headers=headers or {})
+
+    @property
+    def text_value(self) -> str:
+        return "".join(self.tokens)
+
+
+@dataclass
+class Received:
+    """One request as the fake saw it."""
+
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    started: float = field(default_factory=time.monotonic)
+    finished: bool = False  # the whole answer was written
+    client_gone_at: float | None = None  # the caller closed the connection before the end
+
+    @property
+    def client_gone(self) -> bool:
+        return self.client_gone_at is not None
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def _event(name: str, payload: dict[str, Any]) -> bytes:
+    return _chunk(b"event: %s\ndata: %s\n\n" % (name.encode(), json.dumps(payload, ensure_ascii=False).encode()))
+
+
+def _delta(text: str) -> bytes:
+    return _event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}})
+
+
+class _ClientGone(Exception):
+    pass
+
+
+class FakeAnthropic:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        default: Reply | None = None,
+        api_key: str | None = None,
+        record: int = 10_000,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.default = default or Reply.text()
+        self.api_key = api_key  # if set, other keys get 401 like the real API
+        self.received: deque[Received] = deque(maxlen=record)
+        self.open_streams = 0
+        self._script: deque[Reply] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._delta_cache: dict[str, bytes] = {}
+
+    # -- scripting, from any thread ------------------------------------------------------
+
+    def enqueue(self, *replies: Reply) -> None:
+        self._script.extend(replies)
+
+    def reset(self) -> None:
+        self._script.clear()
+        self.received.clear()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            time.sleep(0.01)
+        return condition()
+
+    # -- running -----------------------------------------------------------------------------
+
+    async def serve(self) -> asyncio.Server:
+        self._server = await asyncio.start_server(self._connection, self.host, self.port, backlog=4096)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self._server
+
+    def start(self) -> FakeAnthropic:
+        """Serves on a thread of its own; returns once it listens."""
+        ready = threading.Event()
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            self._loop.run_until_complete(self.serve())
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="fake-anthropic", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None or self._thread is None:
+            return
+
+        async def shutdown() -> None:
+            if self._server:
+                self._server.close()
+            tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
+
+    # -- HTTP ----------------------------------------------------------------------------------
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                request_line, *header_lines = head.decode("latin-1").split("\r\n")
+                _method, target, _version = request_line.split(" ", 2)
+                headers = {}
+                for line in header_lines:
+                    if ":" in line:
+                        name, value = line.split(":", 1)
+                        headers[name.strip().lower()] = value.strip()
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                keep_open = await self._respond(target, headers, body, reader, writer)
+                if not keep_open:
+                    return
+        except (ConnectionError, _ClientGone):
+            pass
+        finally:
+            writer.close()
+
+    async def _respond(
+        self, target: str, headers: dict[str, str], raw: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            body = {}
+        received = Received(path=target, headers=headers, body=body)
+        self.received.append(received)
+        reply = self._script.popleft() if self._script else self.default
+        request_id = f"req_fake{next(_ids):06d}"
+
+        if not target.startswith("/v1/messages"):
+            self._send_error(writer, 404, "not_found_error", f"Not found: {target}", request_id)
+            return True
+        if self.api_key is not None and self.api_key not in (
+            headers.get("x-api-key"), headers.get("authorization", "").removeprefix("Bearer ")
+        ):
+            self._send_error(writer, 401, "authentication_error", "invalid x-api-key", request_id)
+            return True
+        if rejected := [name for name in REJECTED_PARAMS if name in body]:
+            self._send_error(writer, 400, "invalid_request_error", f"{rejected[0]}: Extra inputs are not permitted", request_id)
+            return True
+        if body.get("model") in RETIRED_MODELS:
+            self._send_error(writer, 404, "not_found_error", f"model: {body['model']}", request_id)
+            return True
+
+        if reply.drop:
+            return False
+        gone = asyncio.ensure_future(reader.read(1))  # b"" once the caller closes its end
+        gone.add_done_callback(lambda read: self._note_gone(received, read))
+        try:
+            if reply.hang:
+                await gone
+                return False
+            if reply.status != 200:
+                if reply.raw_body is not None:
+                    self._send(writer, reply.status, "text/html", reply.raw_body, request_id, reply.headers)
+                else:
+                    self._send_error(writer, reply.status, reply.error_type or "api_error", reply.error_message, request_id, reply.headers)
+                await writer.drain()
+                received.finished = True
+                return True
+            if body.get("stream"):
+                return await self._stream(reply, body, request_id, writer, gone, received)
+            text = reply.text_value
+            payload = {
+                "id": f"msg_fake{request_id[8:]}",
+                "type": "message",
+                "role": "assistant",
+                "model": body.get("model", ""),
+                "content": [{"type": "text", "text": text}],
+                "stop_reason": reply.stop_reason,
+                "stop_sequence": None,
+                "usage": {"input_tokens": input_tokens(body), "output_tokens": len(reply.tokens)},
+            }
+            if reply.interval:
+                await asyncio.sleep(reply.interval * len(reply.tokens))
+            self._send(writer, 200, "application/json", json.dumps(payload).encode(), request_id, reply.headers)
+            await writer.drain()
+            received.finished = True
+            return True
+        finally:
+            if not gone.done():
+                gone.cancel()
+
+    @staticmethod
+    def _note_gone(received: Received, read: asyncio.Future[bytes]) -> None:
+        if not read.cancelled() and read.exception() is None and not received.finished:
+            received.client_gone_at = time.monotonic()
+
+    def _send(
+        self, writer: asyncio.StreamWriter, status: int, content_type: str, body: bytes, request_id: str,
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        head = [f"HTTP/1.1 {status} X", f"content-type: {content_type}", f"content-length: {len(body)}", f"request-id: {request_id}"]
+        head += [f"{name}: {value}" for name, value in (extra or {}).items()]
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+
+    def _send_error(
+        self, writer: asyncio.StreamWriter, status: int, error_type: str, message: str, request_id: str,
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        payload = {"type": "error", "error": {"type": error_type, "message": message}, "request_id": request_id}
+        self._send(writer, status, "application/json", json.dumps(payload).encode(), request_id, extra)
+
+    def _cached_delta(self, text: str) -> bytes:
+        frame = self._delta_cache.get(text)
+        if frame is None:
+            frame = self._delta_cache[text] = _delta(text)
+        return frame
+
+    async def _stream(
+        self, reply: Reply, body: dict[str, Any], request_id: str, writer: asyncio.StreamWriter,
+        gone: asyncio.Future[bytes], received: Received,
+    ) -> bool:
+        head = [
+            "HTTP/1.1 200 OK",
+            "content-type: text/event-stream; charset=utf-8",
+            "cache-control: no-cache",
+            "transfer-encoding: chunked",
+            f"request-id: {request_id}",
+        ] + [f"{name}: {value}" for name, value in reply.headers.items()]
+        message = {
+            "id": f"msg_fake{request_id[8:]}", "type": "message", "role": "assistant", "content": [],
+            "model": body.get("model", ""), "stop_reason": None, "stop_sequence": None,
+            "usage": {"input_tokens": input_tokens(body), "output_tokens": 1},
+        }
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
+        writer.write(_event("message_start", {"type": "message_start", "message": message}))
+        writer.write(_event("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}))
+        writer.write(_event("ping", {"type": "ping"}))
+        for name, data in reply.extra_events:
+            writer.write(_chunk(f"event: {name}\ndata: {data}\n\n".encode()))
+        self.open_streams += 1
+        try:
+            for sent, token in enumerate(reply.tokens):
+                if sent == reply.error_after:
+                    writer.write(_event("error", {"type": "error", "error": {"type": reply.error_type or "overloaded_error", "message": reply.error_message or "Overloaded"}}))
+                    writer.write(b"0\r\n\r\n")
+                    await writer.drain()
+                    received.finished = True
+                    return True
+                if sent == reply.stall_after or sent == reply.reset_after or sent == reply.truncate_after:
+                    break
+                if reply.interval and sent:
+                    await asyncio.sleep(reply.interval)
+                    if gone.done():
+                        raise _ClientGone
+                writer.write(self._cached_delta(token))
+                if reply.interval or sent % 16 == 15:
+                    await writer.drain()
+            else:
+                writer.write(_event("content_block_stop", {"type": "content_block_stop", "index": 0}))
+                writer.write(_event("message_delta", {"type": "message_delta", "delta": {"stop_reason": reply.stop_reason, "stop_sequence": None}, "usage": {"output_tokens": len(reply.tokens)}}))
+                writer.write(_event("message_stop", {"type": "message_stop"}))
+                writer.write(b"0\r\n\r\n")
+                await writer.drain()
+                received.finished = True
+                return True
+            await writer.drain()
+            if reply.stall_after is not None:
+                await gone
+                return False
+            if reply.reset_after is not None:
+                sock = writer.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                writer.transport.abort()
+                return False
+            writer.write(b"0\r\n\r\n")  # truncated: a clean end with no message_stop
+            await writer.drain()
+            received.finished = True
+            return True
+        finally:
+            self.open_streams -= 1
+
+
+def input_tokens(body: dict[str, Any]) -> int:
+    words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", ()))
+    return words + len(str(body.get("system", "")).split())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--tokens", type=int, default=60, help="tokens per answer")
+    parser.add_argument("--interval-ms", type=float, default=30.0, help="pause between tokens")
+    parser.add_argument("--api-key", default=None, help="accept only this x-api-key")
+    args = parser.parse_args()
+    fake = FakeAnthropic(
+        args.host, args.port, default=Reply.text(default_tokens(args.tokens), interval=args.interval_ms / 1000),
+        api_key=args.api_key, record=0,
+    )
+
+    async def run() -> None:
+        server = await fake.serve()
+        print(json.dumps({"event": "fake_anthropic_listening", "url": fake.url}), flush=True)
+        await server.serve_forever()
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

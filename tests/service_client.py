@@ -1,0 +1,101 @@
+"""What a frontend and an operator see: the `/chat` event stream as it arrives, and the log lines."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+@dataclass
+class Event:
+    name: str | None
+    data: str
+    at: float  # time.monotonic() when its blank line arrived
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+
+@dataclass
+class EventStream:
+    response: httpx.Response
+    events: list[Event] = field(default_factory=list)
+    pings: int = 0
+
+    @property
+    def names(self) -> list[str | None]:
+        return [event.name for event in self.events]
+
+    @property
+    def text(self) -> str:
+        return "".join(event.json["text"] for event in self.events if event.name == "delta")
+
+    @property
+    def deltas(self) -> list[Event]:
+        return [event for event in self.events if event.name == "delta"]
+
+    @property
+    def done(self) -> bool:
+        return bool(self.events) and self.events[-1].name is None and self.events[-1].data == "[DONE]"
+
+
+def iter_events(response: httpx.Response, stream: EventStream | None = None):  # type: ignore[no-untyped-def]
+    """Parses SSE as bytes arrive, yielding each event the moment its blank line is read."""
+    stream = stream or EventStream(response)
+    name: str | None = None
+    data: list[str] = []
+    for line in response.iter_lines():
+        if line == "":
+            if data:
+                event = Event(name, "\n".join(data), time.monotonic())
+                stream.events.append(event)
+                yield event
+            name, data = None, []
+        elif line.startswith(":"):
+            stream.pings += 1
+        elif line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[6:] if line.startswith("data: ") else line[5:])
+
+
+def read_stream(response: httpx.Response) -> EventStream:
+    stream = EventStream(response)
+    for _ in iter_events(response, stream):
+        pass
+    return stream
+
+
+def chat_body(text: str = "Say hello", **extra: Any) -> dict[str, Any]:
+    return {"messages": [{"role": "user", "content": text}], **extra}
+
+
+class LogReader:
+    """The service's stdout, as JSON lines."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def text(self) -> str:
+        return self.path.read_text(encoding="utf-8", errors="replace")
+
+    def lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.text().splitlines() if line.strip()]
+
+    def for_request(self, request_id: str, *, wait_for_summary: bool = True) -> list[dict[str, Any]]:
+        """The lines of one request; the summary line is written once the response is over."""
+        deadline = time.monotonic() + 5
+        while True:
+            lines = [line for line in self.lines() if line.get("request_id") == request_id]
+            if not wait_for_summary or any(line["event"] == "request" for line in lines) or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.02)
+
+    def summary(self, request_id: str) -> dict[str, Any]:
+        return next(line for line in self.for_request(request_id) if line["event"] == "request")

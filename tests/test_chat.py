@@ -1,0 +1,144 @@
+"""POST /chat answers: one JSON body, or a stream of events, relaying exactly what Claude said."""
+
+import time
+
+import httpx
+
+from tests.conftest import CURRENT_MODEL
+from tests.fakes.anthropic_api import TRICKY_TOKENS, FakeAnthropic, Reply, input_tokens
+from tests.service_client import chat_body, iter_events, read_stream
+
+
+def test_json_answer_can_be_appended_to_the_history(client: httpx.Client, fake: FakeAnthropic) -> None:
+    fake.enqueue(Reply.text(TRICKY_TOKENS))
+
+    response = client.post("/chat", json=chat_body("Say hello"))
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body == {
+        "id": body["id"],
+        "model": CURRENT_MODEL,
+        "role": "assistant",
+        "content": "".join(TRICKY_TOKENS),
+        "stop_reason": "end_turn",
+        "usage": {"input_tokens": input_tokens(fake.received[-1].body), "output_tokens": len(TRICKY_TOKENS)},
+    }
+    assert body["id"].startswith("msg_")
+
+
+def test_stream_relays_every_token_byte_for_byte_and_ends_with_done(
+    client: httpx.Client, fake: FakeAnthropic
+) -> None:
+    fake.enqueue(Reply.text(TRICKY_TOKENS))
+
+    with client.stream("POST", "/chat", json=chat_body(stream=True)) as response:
+        stream = read_stream(response)
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers["cache-control"] == "no-cache"
+    assert response.headers["x-accel-buffering"] == "no"
+    assert stream.names == ["start", *["delta"] * len(TRICKY_TOKENS), "end", None]
+    assert [event.json["text"] for event in stream.deltas] == list(TRICKY_TOKENS)
+    start, end = stream.events[0].json, stream.events[-2].json
+    assert start == {"type": "start", "id": start["id"], "model": CURRENT_MODEL}
+    usage = {"input_tokens": input_tokens(fake.received[-1].body), "output_tokens": len(TRICKY_TOKENS)}
+    assert end == {"type": "end", "stop_reason": "end_turn", "usage": usage}
+    assert all(event.json["type"] == event.name for event in stream.events[:-1])
+    assert stream.done
+
+
+def test_stream_delivers_tokens_as_they_are_generated(client: httpx.Client, fake: FakeAnthropic) -> None:
+    fake.enqueue(Reply.text(["one", " two", " three", " four", " five"], interval=0.25))
+
+    with client.stream("POST", "/chat", json=chat_body(stream=True)) as response:
+        events = iter_events(response)
+        first = next(event for event in events if event.name == "delta")
+        upstream_done_at_first_token = fake.received[-1].finished
+        rest = list(events)
+
+    assert first.json["text"] == "one"
+    assert not upstream_done_at_first_token, "the first token waited for the whole answer"
+    last = [event for event in rest if event.name == "delta"][-1]
+    assert last.at - first.at >= 0.9  # four pauses of 0.25 s, relayed as they happened
+
+
+def test_slow_stream_gets_keep_alive_comments(client: httpx.Client, fake: FakeAnthropic) -> None:
+    fake.enqueue(Reply.text(["slow", " answer"], interval=1.0))  # service pings every 0.3 s
+
+    with client.stream("POST", "/chat", json=chat_body(stream=True)) as response:
+        stream = read_stream(response)
+
+    assert stream.pings >= 2
+    assert stream.text == "slow answer"
+    assert stream.done
+
+
+def test_history_system_prompt_and_limits_reach_upstream_unchanged(
+    client: httpx.Client, fake: FakeAnthropic
+) -> None:
+    history = [
+        {"role": "user", "content": "Name a prime."},
+        {"role": "assistant", "content": "7"},
+        {"role": "user", "content": "Another, bigger — with 🙂?"},
+    ]
+    for stream in (False, True):
+        response = client.post(
+            "/chat",
+            json={"messages": history, "system": "Answer in one word.", "max_tokens": 77, "model": "claude-haiku-4-5", "stream": stream},
+        )
+        assert response.status_code == 200
+        sent = fake.received[-1].body
+        assert sent["messages"] == history
+        assert sent["system"] == "Answer in one word."
+        assert sent["max_tokens"] == 77
+        assert sent["model"] == "claude-haiku-4-5"
+        assert sent["stream"] is stream
+
+
+def test_server_defaults_fill_what_the_request_leaves_out(client: httpx.Client, fake: FakeAnthropic) -> None:
+    client.post("/chat", json=chat_body())
+
+    sent = fake.received[-1].body
+    assert sent["model"] == CURRENT_MODEL
+    assert sent["system"] == "You are the default assistant."
+    assert sent["max_tokens"] == 256
+    assert set(sent) == {"model", "system", "max_tokens", "messages", "stream"}
+
+
+def test_health_answers_without_calling_upstream(client: httpx.Client, fake: FakeAnthropic) -> None:
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+    assert not fake.received
+
+
+def test_openapi_documents_the_contract(client: httpx.Client) -> None:
+    spec = client.get("/openapi.json").json()
+    operation = spec["paths"]["/chat"]["post"]
+    assert "text/event-stream" in operation["responses"]["200"]["content"]
+    assert {"400", "401", "429", "502", "503", "504"} <= set(operation["responses"])
+    request = spec["components"]["schemas"]["ChatRequest"]
+    assert request["additionalProperties"] is False
+    assert set(request["properties"]) == {"messages", "stream", "system", "model", "max_tokens"}
+
+
+def test_request_id_is_echoed_or_made(client: httpx.Client) -> None:
+    given = client.get("/healthz", headers={"X-Request-ID": "frontend-42"})
+    made = client.get("/healthz")
+    spoofed = client.get("/healthz", headers={"X-Request-ID": "bad id\twith spaces"})
+
+    assert given.headers["x-request-id"] == "frontend-42"
+    assert len(made.headers["x-request-id"]) == 32
+    assert spoofed.headers["x-request-id"] != "bad id\twith spaces"
+
+
+def test_first_token_time_is_close_to_upstreams(client: httpx.Client, fake: FakeAnthropic) -> None:
+    fake.enqueue(Reply.text(["quick"] * 3, interval=0.5))
+    started = time.monotonic()
+    with client.stream("POST", "/chat", json=chat_body(stream=True)) as response:
+        first = next(event for event in iter_events(response) if event.name == "delta")
+        assert first.at - started < 0.4  # the fake sends the first token at once
