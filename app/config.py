@@ -18,9 +18,7 @@ class Settings(BaseSettings):
     """Everything configurable. Service settings use the `CHAT_` prefix; the Anthropic key and
     base URL keep the SDK's own names so existing deployments work unchanged."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="CHAT_", env_file=".env", extra="ignore", frozen=True
-    )
+    model_config = SettingsConfigDict(env_prefix="CHAT_", env_file=".env", extra="ignore", frozen=True)
 
     anthropic_api_key: SecretStr = Field(
         min_length=1, validation_alias=AliasChoices("ANTHROPIC_API_KEY", "anthropic_api_key")
@@ -80,4 +78,4 @@ class Settings(BaseSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()  # type: ignore[call-arg]  # filled from the environment
+    return Settings()  # filled from the environment

@@ -22,8 +22,8 @@ _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 log = structlog.get_logger("app.request")
 
 
-def _redactor(secret: str) -> Callable[[Any, str, str | bytes], str | bytes]:
-    def redact(_: Any, __: str, line: str | bytes) -> str | bytes:
+def _redactor(secret: str) -> Callable[[Any, str, Any], Any]:
+    def redact(_: Any, __: str, line: Any) -> Any:
         if secret and isinstance(line, str) and secret in line:
             return line.replace(secret, "[REDACTED]")
         return line
@@ -44,9 +44,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", secret: str = "") 
     ]
     console = fmt == "console" or (fmt == "auto" and sys.stdout.isatty())
     renderer: structlog.types.Processor = (
-        structlog.dev.ConsoleRenderer()
-        if console
-        else structlog.processors.JSONRenderer()
+        structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
@@ -144,7 +142,7 @@ class RequestLogMiddleware:
 def _request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"x-request-id":
-            candidate = value.decode("latin-1")
+            candidate = str(value.decode("latin-1"))
             if _VALID_REQUEST_ID.fullmatch(candidate):
                 return candidate
             break

@@ -93,7 +93,11 @@ class LogReader:
         deadline = time.monotonic() + 5
         while True:
             lines = [line for line in self.lines() if line.get("request_id") == request_id]
-            if not wait_for_summary or any(line["event"] == "request" for line in lines) or time.monotonic() > deadline:
+            if (
+                not wait_for_summary
+                or any(line["event"] == "request" for line in lines)
+                or time.monotonic() > deadline
+            ):
                 return lines
             time.sleep(0.02)
 

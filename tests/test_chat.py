@@ -87,7 +87,13 @@ def test_history_system_prompt_and_limits_reach_upstream_unchanged(
     for stream in (False, True):
         response = client.post(
             "/chat",
-            json={"messages": history, "system": "Answer in one word.", "max_tokens": 77, "model": "claude-haiku-4-5", "stream": stream},
+            json={
+                "messages": history,
+                "system": "Answer in one word.",
+                "max_tokens": 77,
+                "model": "claude-haiku-4-5",
+                "stream": stream,
+            },
         )
         assert response.status_code == 200
         sent = fake.received[-1].body

@@ -111,6 +111,8 @@ class ChatStream:
         self._stats = stats
         self._first: list[str] = []
         self._finished = False
+        # An error that arrived in the same read as text: raised once that text is relayed.
+        self._error: UpstreamError | None = None
         self.id = ""
         self.model = stats.model.name
         self.usage = Usage()
@@ -119,9 +121,13 @@ class ChatStream:
     async def _read_to_first_text(self) -> None:
         while not self._first and not self._finished:
             self._first = await self._next_texts()
+        if self._error is not None:
+            raise self._error  # nothing has reached the client yet, so this can still be retried
         self._stats.ttft_ms = round((perf_counter() - self._stats.started) * 1000, 1)
 
     async def _next_texts(self) -> list[str]:
+        if self._error is not None:
+            raise self._error
         try:
             chunk = await anext(self._chunks)
         except StopAsyncIteration:
@@ -150,7 +156,11 @@ class ChatStream:
             elif kind == "message_stop":
                 self._finished = True
             elif kind == "error":
-                raise from_error_body(event, model=self._stats.model)
+                error = from_error_body(event, model=self._stats.model)
+                if not texts:
+                    raise error
+                self._error = error
+                break
             # ping, content_block_start/stop and event types added later are ignored.
         return texts
 
@@ -210,9 +220,7 @@ class ChatService:
         try:
             try:
                 response = await resources.enter_async_context(
-                    self._client.messages.with_streaming_response.create(
-                        **_request_body(params, stream=True)
-                    )
+                    self._client.messages.with_streaming_response.create(**_request_body(params, stream=True))
                 )
             except anthropic.APIError as exc:
                 raise from_sdk_error(exc, model=params.model) from exc
@@ -251,9 +259,7 @@ def _completion(raw: bytes, model: str) -> Completion:
         return Completion(
             id=body["id"],
             model=body.get("model", model),
-            text="".join(
-                block["text"] for block in body.get("content", ()) if block.get("type") == "text"
-            ),
+            text="".join(block["text"] for block in body.get("content", ()) if block.get("type") == "text"),
             stop_reason=body.get("stop_reason"),
             usage=Usage(usage.get("input_tokens", 0), usage.get("output_tokens", 0)),
         )

@@ -135,26 +135,26 @@ def from_error_body(
     error_type = error.get("type") if isinstance(error, dict) else None
     message = error.get("message") if isinstance(error, dict) else None
     if not isinstance(message, str) or not message:
-        message = f"Anthropic answered with an error (HTTP {status})." if status else "Anthropic sent an error."
+        message = (
+            f"Anthropic answered with an error (HTTP {status})." if status else "Anthropic sent an error."
+        )
     if isinstance(error_type, str) and error_type in _KIND_BY_ERROR_TYPE:
         kind = _KIND_BY_ERROR_TYPE[error_type]
     else:
         kind = _kind_for_status(status) if status else ErrorKind.UPSTREAM
     if kind is ErrorKind.MODEL_NOT_FOUND and model.configured:
         kind = ErrorKind.CONFIGURED_MODEL_NOT_FOUND
-    retryable = kind in _RETRYABLE_KINDS or (status is not None and (status in _RETRYABLE_STATUSES or status >= 500))
-    return UpstreamError(
-        kind, _describe(kind, message, model), retryable=retryable, request_id=request_id
+    retryable = kind in _RETRYABLE_KINDS or (
+        status is not None and (status in _RETRYABLE_STATUSES or status >= 500)
     )
+    return UpstreamError(kind, _describe(kind, message, model), retryable=retryable, request_id=request_id)
 
 
 def from_sdk_error(exc: anthropic.APIError, *, model: ModelChoice) -> UpstreamError:
     if isinstance(exc, anthropic.APITimeoutError):
         return UpstreamError(ErrorKind.TIMEOUT, "Anthropic did not answer in time.", retryable=True)
     if isinstance(exc, anthropic.APIConnectionError):
-        return UpstreamError(
-            ErrorKind.CONNECTION, "Could not connect to Anthropic.", retryable=True
-        )
+        return UpstreamError(ErrorKind.CONNECTION, "Could not connect to Anthropic.", retryable=True)
     if isinstance(exc, anthropic.APIStatusError):
         status = exc.status_code
         error = from_error_body(exc.body, model=model, status=status, request_id=exc.request_id)
@@ -175,6 +175,4 @@ def from_transport_error(exc: httpx2.TransportError) -> UpstreamError:
         return UpstreamError(
             ErrorKind.TIMEOUT, "Anthropic stopped sending for longer than the read time-out.", retryable=True
         )
-    return UpstreamError(
-        ErrorKind.CONNECTION, "The connection to Anthropic broke off.", retryable=True
-    )
+    return UpstreamError(ErrorKind.CONNECTION, "The connection to Anthropic broke off.", retryable=True)

@@ -22,7 +22,7 @@ class EventDecoder:
     `data:` lines are kept. Chunks may split events (and `\\r\\n`) anywhere.
     """
 
-    __slots__ = ("_pending", "_held_cr")
+    __slots__ = ("_held_cr", "_pending")
 
     def __init__(self) -> None:
         self._pending = b""

@@ -10,6 +10,7 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential_jitter,
 )
+from tenacity.stop import stop_base
 
 from app.config import Settings
 from app.services.errors import UpstreamError
@@ -24,6 +25,15 @@ def _retryable(exc: BaseException) -> bool:
 def _upstream_error(state: RetryCallState) -> UpstreamError | None:
     exc = state.outcome.exception() if state.outcome else None
     return exc if isinstance(exc, UpstreamError) else None
+
+
+class _stop_if_asked_to_wait_over(stop_base):  # tenacity's naming
+    def __init__(self, ceiling: float) -> None:
+        self.ceiling = ceiling
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        error = _upstream_error(retry_state)
+        return bool(error and error.retry_after is not None and error.retry_after > self.ceiling)
 
 
 def retrying(settings: Settings, on_retry: Callable[[], None]) -> AsyncRetrying:
@@ -44,10 +54,6 @@ def retrying(settings: Settings, on_retry: Callable[[], None]) -> AsyncRetrying:
             return error.retry_after
         return backoff(state)
 
-    def asks_too_long_a_wait(state: RetryCallState) -> bool:
-        error = _upstream_error(state)
-        return bool(error and error.retry_after is not None and error.retry_after > settings.retry_max_wait)
-
     def before_sleep(state: RetryCallState) -> None:
         on_retry()
         error = _upstream_error(state)
@@ -62,7 +68,8 @@ def retrying(settings: Settings, on_retry: Callable[[], None]) -> AsyncRetrying:
 
     return AsyncRetrying(
         retry=retry_if_exception(_retryable),
-        stop=stop_after_attempt(settings.retry_attempts) | asks_too_long_a_wait,
+        stop=stop_after_attempt(settings.retry_attempts)
+        | _stop_if_asked_to_wait_over(settings.retry_max_wait),
         wait=wait,
         before_sleep=before_sleep,
         reraise=True,

@@ -83,7 +83,9 @@ class Reply:
     def error(
         cls, status: int, error_type: str, message: str = "", *, headers: dict[str, str] | None = None
     ) -> Reply:
-        return cls(status=status, error_type=error_type, error_message=message or error_type, headers=headers or {})
+        return cls(
+            status=status, error_type=error_type, error_message=message or error_type, headers=headers or {}
+        )
 
     @property
     def text_value(self) -> str:
@@ -111,11 +113,16 @@ def _chunk(data: bytes) -> bytes:
 
 
 def _event(name: str, payload: dict[str, Any]) -> bytes:
-    return _chunk(b"event: %s\ndata: %s\n\n" % (name.encode(), json.dumps(payload, ensure_ascii=False).encode()))
+    return _chunk(
+        b"event: %s\ndata: %s\n\n" % (name.encode(), json.dumps(payload, ensure_ascii=False).encode())
+    )
 
 
 def _delta(text: str) -> bytes:
-    return _event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}})
+    return _event(
+        "content_block_delta",
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
+    )
 
 
 class _ClientGone(Exception):
@@ -230,7 +237,12 @@ class FakeAnthropic:
             writer.close()
 
     async def _respond(
-        self, target: str, headers: dict[str, str], raw: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        target: str,
+        headers: dict[str, str],
+        raw: bytes,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
     ) -> bool:
         try:
             body = json.loads(raw) if raw else {}
@@ -245,12 +257,19 @@ class FakeAnthropic:
             self._send_error(writer, 404, "not_found_error", f"Not found: {target}", request_id)
             return True
         if self.api_key is not None and self.api_key not in (
-            headers.get("x-api-key"), headers.get("authorization", "").removeprefix("Bearer ")
+            headers.get("x-api-key"),
+            headers.get("authorization", "").removeprefix("Bearer "),
         ):
             self._send_error(writer, 401, "authentication_error", "invalid x-api-key", request_id)
             return True
         if rejected := [name for name in REJECTED_PARAMS if name in body]:
-            self._send_error(writer, 400, "invalid_request_error", f"{rejected[0]}: Extra inputs are not permitted", request_id)
+            self._send_error(
+                writer,
+                400,
+                "invalid_request_error",
+                f"{rejected[0]}: Extra inputs are not permitted",
+                request_id,
+            )
             return True
         if body.get("model") in RETIRED_MODELS:
             self._send_error(writer, 404, "not_found_error", f"model: {body['model']}", request_id)
@@ -268,7 +287,14 @@ class FakeAnthropic:
                 if reply.raw_body is not None:
                     self._send(writer, reply.status, "text/html", reply.raw_body, request_id, reply.headers)
                 else:
-                    self._send_error(writer, reply.status, reply.error_type or "api_error", reply.error_message, request_id, reply.headers)
+                    self._send_error(
+                        writer,
+                        reply.status,
+                        reply.error_type or "api_error",
+                        reply.error_message,
+                        request_id,
+                        reply.headers,
+                    )
                 await writer.drain()
                 received.finished = True
                 return True
@@ -287,7 +313,9 @@ class FakeAnthropic:
             }
             if reply.interval:
                 await asyncio.sleep(reply.interval * len(reply.tokens))
-            self._send(writer, 200, "application/json", json.dumps(payload).encode(), request_id, reply.headers)
+            self._send(
+                writer, 200, "application/json", json.dumps(payload).encode(), request_id, reply.headers
+            )
             await writer.drain()
             received.finished = True
             return True
@@ -301,18 +329,37 @@ class FakeAnthropic:
             received.client_gone_at = time.monotonic()
 
     def _send(
-        self, writer: asyncio.StreamWriter, status: int, content_type: str, body: bytes, request_id: str,
+        self,
+        writer: asyncio.StreamWriter,
+        status: int,
+        content_type: str,
+        body: bytes,
+        request_id: str,
         extra: dict[str, str] | None = None,
     ) -> None:
-        head = [f"HTTP/1.1 {status} X", f"content-type: {content_type}", f"content-length: {len(body)}", f"request-id: {request_id}"]
+        head = [
+            f"HTTP/1.1 {status} X",
+            f"content-type: {content_type}",
+            f"content-length: {len(body)}",
+            f"request-id: {request_id}",
+        ]
         head += [f"{name}: {value}" for name, value in (extra or {}).items()]
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
 
     def _send_error(
-        self, writer: asyncio.StreamWriter, status: int, error_type: str, message: str, request_id: str,
+        self,
+        writer: asyncio.StreamWriter,
+        status: int,
+        error_type: str,
+        message: str,
+        request_id: str,
         extra: dict[str, str] | None = None,
     ) -> None:
-        payload = {"type": "error", "error": {"type": error_type, "message": message}, "request_id": request_id}
+        payload = {
+            "type": "error",
+            "error": {"type": error_type, "message": message},
+            "request_id": request_id,
+        }
         self._send(writer, status, "application/json", json.dumps(payload).encode(), request_id, extra)
 
     def _cached_delta(self, text: str) -> bytes:
@@ -322,8 +369,13 @@ class FakeAnthropic:
         return frame
 
     async def _stream(
-        self, reply: Reply, body: dict[str, Any], request_id: str, writer: asyncio.StreamWriter,
-        gone: asyncio.Future[bytes], received: Received,
+        self,
+        reply: Reply,
+        body: dict[str, Any],
+        request_id: str,
+        writer: asyncio.StreamWriter,
+        gone: asyncio.Future[bytes],
+        received: Received,
     ) -> bool:
         head = [
             "HTTP/1.1 200 OK",
@@ -333,13 +385,23 @@ class FakeAnthropic:
             f"request-id: {request_id}",
         ] + [f"{name}: {value}" for name, value in reply.headers.items()]
         message = {
-            "id": f"msg_fake{request_id[8:]}", "type": "message", "role": "assistant", "content": [],
-            "model": body.get("model", ""), "stop_reason": None, "stop_sequence": None,
+            "id": f"msg_fake{request_id[8:]}",
+            "type": "message",
+            "role": "assistant",
+            "content": [],
+            "model": body.get("model", ""),
+            "stop_reason": None,
+            "stop_sequence": None,
             "usage": {"input_tokens": input_tokens(body), "output_tokens": 1},
         }
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
         writer.write(_event("message_start", {"type": "message_start", "message": message}))
-        writer.write(_event("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}))
+        writer.write(
+            _event(
+                "content_block_start",
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+            )
+        )
         writer.write(_event("ping", {"type": "ping"}))
         for name, data in reply.extra_events:
             writer.write(_chunk(f"event: {name}\ndata: {data}\n\n".encode()))
@@ -347,7 +409,18 @@ class FakeAnthropic:
         try:
             for sent, token in enumerate(reply.tokens):
                 if sent == reply.error_after:
-                    writer.write(_event("error", {"type": "error", "error": {"type": reply.error_type or "overloaded_error", "message": reply.error_message or "Overloaded"}}))
+                    writer.write(
+                        _event(
+                            "error",
+                            {
+                                "type": "error",
+                                "error": {
+                                    "type": reply.error_type or "overloaded_error",
+                                    "message": reply.error_message or "Overloaded",
+                                },
+                            },
+                        )
+                    )
                     writer.write(b"0\r\n\r\n")
                     await writer.drain()
                     received.finished = True
@@ -363,7 +436,16 @@ class FakeAnthropic:
                     await writer.drain()
             else:
                 writer.write(_event("content_block_stop", {"type": "content_block_stop", "index": 0}))
-                writer.write(_event("message_delta", {"type": "message_delta", "delta": {"stop_reason": reply.stop_reason, "stop_sequence": None}, "usage": {"output_tokens": len(reply.tokens)}}))
+                writer.write(
+                    _event(
+                        "message_delta",
+                        {
+                            "type": "message_delta",
+                            "delta": {"stop_reason": reply.stop_reason, "stop_sequence": None},
+                            "usage": {"output_tokens": len(reply.tokens)},
+                        },
+                    )
+                )
                 writer.write(_event("message_stop", {"type": "message_stop"}))
                 writer.write(b"0\r\n\r\n")
                 await writer.drain()
@@ -400,8 +482,11 @@ def main() -> None:
     parser.add_argument("--api-key", default=None, help="accept only this x-api-key")
     args = parser.parse_args()
     fake = FakeAnthropic(
-        args.host, args.port, default=Reply.text(default_tokens(args.tokens), interval=args.interval_ms / 1000),
-        api_key=args.api_key, record=0,
+        args.host,
+        args.port,
+        default=Reply.text(default_tokens(args.tokens), interval=args.interval_ms / 1000),
+        api_key=args.api_key,
+        record=0,
     )
 
     async def run() -> None:

@@ -61,14 +61,17 @@ async def chat(request: ChatRequest, service: ChatServiceDep, settings: Settings
         "role": "assistant",
         "content": completion.text,
         "stop_reason": completion.stop_reason,
-        "usage": {"input_tokens": completion.usage.input_tokens, "output_tokens": completion.usage.output_tokens},
+        "usage": {
+            "input_tokens": completion.usage.input_tokens,
+            "output_tokens": completion.usage.output_tokens,
+        },
     }
     return Response(orjson.dumps(body), media_type="application/json")
 
 
 def _params(request: ChatRequest, settings: Settings) -> ChatParams:
     """The request's choices checked against the server's limits, defaults filled in."""
-    problems = []
+    problems: list[dict[str, Any]] = []
     if request.model is not None and settings.allowed_models and request.model not in settings.allowed_models:
         problems.append(
             {

@@ -11,7 +11,7 @@ class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Literal["user", "assistant"] = Field(
-        description='Who said it. A system prompt goes in the request\'s `system` field, not here.'
+        description="Who said it. A system prompt goes in the request's `system` field, not here."
     )
     content: NonBlank = Field(description="The message text; must not be blank.")
 

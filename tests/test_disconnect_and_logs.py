@@ -1,0 +1,104 @@
+"""What operators rely on: no tokens paid for after a client leaves, and logs they can use."""
+
+import subprocess
+import sys
+import time
+
+import httpx
+
+from tests.conftest import API_KEY, ServiceProcess
+from tests.fakes.anthropic_api import FakeAnthropic, Reply, input_tokens
+from tests.service_client import chat_body, iter_events
+
+
+def test_client_leaving_mid_stream_closes_upstream_within_a_second(
+    client: httpx.Client, service: ServiceProcess, fake: FakeAnthropic
+) -> None:
+    fake.enqueue(Reply.text(["tok"] * 200, interval=0.05))  # 10 s of answer
+
+    with client.stream("POST", "/chat", json=chat_body(stream=True)) as response:
+        request_id = response.headers["x-request-id"]
+        for event in iter_events(response):
+            if event.name == "delta" and event.json["text"] == "tok":
+                break
+        left_at = time.monotonic()
+    # Leaving the block closed the connection mid-answer.
+
+    assert fake.wait_for(lambda: fake.received[-1].client_gone, timeout=1.0)
+    gone_at = fake.received[-1].client_gone_at
+    assert gone_at is not None
+    assert gone_at - left_at < 1.0
+    assert not fake.received[-1].finished
+    summary = service.log.summary(request_id)
+    assert summary["outcome"] == "client_disconnected"
+    assert any(line["event"] == "client_disconnected" for line in service.log.for_request(request_id))
+
+
+def test_each_request_has_one_summary_line_with_what_operators_ask(
+    client: httpx.Client, service: ServiceProcess, fake: FakeAnthropic
+) -> None:
+    fake.enqueue(
+        Reply.error(429, "rate_limit_error", headers={"retry-after-ms": "10"}), Reply.text(["Hi", "!"])
+    )
+
+    with client.stream(
+        "POST", "/chat", json=chat_body(stream=True), headers={"X-Request-ID": "req-log-1"}
+    ) as response:
+        response.read()
+
+    lines = service.log.for_request("req-log-1")
+    summaries = [line for line in lines if line["event"] == "request"]
+    assert len(summaries) == 1
+    summary = summaries[0]
+    assert (
+        summary
+        | {
+            "method": "POST",
+            "path": "/chat",
+            "status": 200,
+            "stream": True,
+            "model": "claude-sonnet-4-5",
+            "retries": 1,
+            "input_tokens": input_tokens(fake.received[-1].body),
+            "output_tokens": 2,
+            "stop_reason": "end_turn",
+            "outcome": "ok",
+            "level": "info",
+        }
+        == summary
+    )
+    assert summary["upstream_request_id"].startswith("req_fake")
+    assert summary["duration_ms"] >= summary["ttft_ms"] > 0
+    retry_lines = [line for line in lines if line["event"] == "upstream_retry"]
+    assert len(retry_lines) == 1
+    assert retry_lines[0]["error_type"] == "rate_limit_error"
+
+
+def test_logs_are_json_lines_without_the_key_or_the_prompt(
+    client: httpx.Client, service: ServiceProcess, start_service
+) -> None:  # type: ignore[no-untyped-def]
+    client.post("/chat", json=chat_body("my secret prompt"))
+    bad_key = start_service(ANTHROPIC_API_KEY="sk-ant-wrong-key-1234")
+    httpx.post(f"{bad_key.url}/chat", json=chat_body("my secret prompt"))
+
+    for log in (service.log, bad_key.log):
+        text = log.text()
+        assert log.lines()  # every line parses as JSON
+        assert API_KEY not in text
+        assert "sk-ant-wrong-key-1234" not in text
+        assert "my secret prompt" not in text
+
+
+def test_missing_api_key_stops_start_up_with_a_clear_message(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--port", "0"],
+        env={"PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert result.returncode != 0
+    assert "ANTHROPIC_API_KEY" in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
