@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from pydantic import ValidationError
 
 from app.api.errors import install_error_handlers
+from app.api.limits import BodySizeLimitMiddleware
 from app.api.routes import chat, health
 from app.config import Settings, get_settings
 from app.log import RequestLogMiddleware, configure_logging
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID"],
         )
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLogMiddleware)
     return app
 

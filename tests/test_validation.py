@@ -42,3 +42,22 @@ def test_invalid_request_is_422_and_never_reaches_upstream(
     errors = response.json()["detail"]
     assert any(error["loc"] == location and says in error["msg"] for error in errors), errors
     assert not fake.received
+
+
+def test_body_over_the_size_limit_is_refused_with_413(client: httpx.Client, fake: FakeAnthropic) -> None:
+    huge = {"messages": [{"role": "user", "content": "x" * 1_100_000}]}  # limit: 1 MiB
+
+    declared = client.post("/chat", json=huge)
+
+    def chunked():  # type: ignore[no-untyped-def]  # no Content-Length: counted as it arrives
+        yield b'{"messages": [{"role": "user", "content": "'
+        for _ in range(200):
+            yield b"x" * 10_000
+        yield b'"}]}'
+
+    streamed = client.post("/chat", content=chunked(), headers={"Content-Type": "application/json"})
+
+    for response in (declared, streamed):
+        assert response.status_code == 413
+        assert response.json()["detail"]["type"] == "request_too_large"
+    assert not fake.received
