@@ -1,4 +1,12 @@
-"""Fixtures: a fake Anthropic API on 127.0.0.1 and the real service, run by uvicorn, in front of it."""
+"""Fixtures: a fake Anthropic API, and the real service in front of it, run two ways.
+
+Every test that uses `service`, `client` or `start_service` runs against both backends:
+- `process`: `uvicorn app.main:app` in a subprocess;
+- `container`: the Docker image (gunicorn + uvicorn workers), built from the Dockerfile and
+  started with testcontainers. Skipped, with the reason, where no Docker engine answers;
+  never skipped when `CI` is set.
+Both are configured only through the environment, as in production.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +15,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import cache
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 import pytest
@@ -16,8 +26,11 @@ import pytest
 from tests.fakes.anthropic_api import FakeAnthropic
 from tests.service_client import LogReader
 
+ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "sk-ant-test-0123456789abcdef"
 CURRENT_MODEL = "claude-sonnet-4-5"
+IMAGE_TAG = "chat-service:test"
+LOCAL_BASE_IMAGE = "chat-service-base:bookworm"  # made by .ci/docker-setup where no registry answers
 
 # The settings every test service runs with; fast retries and short time-outs keep tests quick.
 BASE_ENV = {
@@ -37,19 +50,40 @@ BASE_ENV = {
 }
 
 
+class Service(Protocol):
+    url: str
+    log: LogReader
+
+    def stop(self) -> None: ...
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
+def wait_until_healthy(url: str, is_running: Callable[[], bool], log: LogReader, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not is_running():
+            raise RuntimeError(f"service exited early:\n{log.text()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"service did not become healthy:\n{log.text()}")
+
+
 class ServiceProcess:
-    """`uvicorn app.main:app` in a subprocess, configured only through its environment."""
+    """`uvicorn app.main:app` in a subprocess."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = LogReader(log_path)
+        self.log = LogReader(lambda: log_path.read_text(encoding="utf-8", errors="replace"))
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CHAT_"))}
         self._log_file = log_path.open("wb")
         self.process = subprocess.Popen(
@@ -68,19 +102,7 @@ class ServiceProcess:
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
         )
-        self._wait_until_healthy()
-
-    def _wait_until_healthy(self) -> None:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"service exited early:\n{self.log.text()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.05)
-        raise RuntimeError(f"service did not become healthy:\n{self.log.text()}")
+        wait_until_healthy(self.url, lambda: self.process.poll() is None, self.log)
 
     def stop(self) -> None:
         self.process.terminate()
@@ -92,9 +114,62 @@ class ServiceProcess:
         self._log_file.close()
 
 
+class ServiceContainer:
+    """The image, run as the product runs: gunicorn with uvicorn workers."""
+
+    def __init__(self, image: str, env: dict[str, str]) -> None:
+        from testcontainers.core.container import DockerContainer
+
+        self.container = DockerContainer(image).with_envs(**env).with_bind_ports(8000, ("127.0.0.1", None))
+        self.container.start()
+        self.docker = self.container.get_wrapped_container()
+        self.url = f"http://127.0.0.1:{self.container.get_exposed_port(8000)}"
+        self.log = LogReader(
+            lambda: "".join(part.decode("utf-8", "replace") for part in self.container.get_logs())
+        )
+        wait_until_healthy(self.url, self.is_running, self.log)
+
+    def is_running(self) -> bool:
+        self.docker.reload()
+        return bool(self.docker.status in ("created", "running"))
+
+    def stop(self) -> None:
+        self.container.stop()
+
+
+@cache
+def docker_engine_problem() -> str | None:
+    try:
+        import docker
+
+        docker.from_env(timeout=5).ping()
+    except Exception as exc:
+        return f"no Docker engine answers ({type(exc).__name__})"
+    return None
+
+
+def require_docker() -> None:
+    if (problem := docker_engine_problem()) is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{problem}; CI must run the container tests (bash .ci/docker-setup starts one)")
+    pytest.skip(f"{problem}: run `bash .ci/docker-setup` to start one and enable the container tests")
+
+
+def docker_bridge_gateway() -> str | None:
+    """The host's address on Docker's default bridge, where containers reach the fake."""
+    if docker_engine_problem() is not None:
+        return None
+    import docker
+
+    config = docker.from_env().networks.get("bridge").attrs["IPAM"]["Config"]
+    return str(config[0]["Gateway"]) if config else None
+
+
 @pytest.fixture(scope="session")
 def fake() -> Iterator[FakeAnthropic]:
-    server = FakeAnthropic(api_key=API_KEY).start()
+    gateway = docker_bridge_gateway()
+    server = FakeAnthropic(["127.0.0.1", gateway] if gateway else "127.0.0.1", api_key=API_KEY).start()
     yield server
     server.stop()
 
@@ -105,16 +180,52 @@ def _fresh_fake(fake: FakeAnthropic) -> None:
 
 
 @pytest.fixture(scope="session")
-def start_service(fake: FakeAnthropic, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    """Starts a service with BASE_ENV plus overrides; each distinct configuration starts once."""
-    started: dict[tuple[tuple[str, str], ...], ServiceProcess] = {}
+def service_image() -> str:
+    require_docker()
+    import docker
+    from testcontainers.core.image import DockerImage
 
-    def start(**overrides: str) -> ServiceProcess:
-        env = {**BASE_ENV, "ANTHROPIC_BASE_URL": fake.url, **overrides}
-        env = {k: v for k, v in env.items() if v is not None}
+    base = os.environ.get("BASE_IMAGE")
+    if base is None:
+        try:
+            docker.from_env().images.get(LOCAL_BASE_IMAGE)
+            base = LOCAL_BASE_IMAGE
+        except docker.errors.ImageNotFound:
+            base = None  # the Dockerfile's default, the official image
+    build_args = {"BASE_IMAGE": base} if base else {}
+    DockerImage(path=ROOT, tag=IMAGE_TAG, clean_up=False, buildargs=build_args, rm=True).build()
+    return IMAGE_TAG
+
+
+@pytest.fixture(scope="session", params=["process", pytest.param("container", marks=pytest.mark.container)])
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "container":
+        require_docker()
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def start_service(
+    backend: str,
+    fake: FakeAnthropic,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., Service]]:
+    """Starts the service with BASE_ENV plus overrides (None removes one); each configuration once."""
+    started: dict[tuple[tuple[str, str], ...], Service] = {}
+    gateway = docker_bridge_gateway()
+
+    def start(**overrides: str | None) -> Service:
+        upstream = fake.url if backend == "process" else fake.url_for(gateway or "")
+        merged = {**BASE_ENV, "ANTHROPIC_BASE_URL": upstream, **overrides}
+        env = {k: v for k, v in merged.items() if v is not None}
         key = tuple(sorted(env.items()))
         if key not in started:
-            started[key] = ServiceProcess(env, tmp_path_factory.mktemp("service") / "service.log")
+            if backend == "process":
+                started[key] = ServiceProcess(env, tmp_path_factory.mktemp("service") / "service.log")
+            else:
+                image = request.getfixturevalue("service_image")
+                started[key] = ServiceContainer(image, {"WEB_CONCURRENCY": "2", **env})
         return started[key]
 
     yield start
@@ -123,11 +234,11 @@ def start_service(fake: FakeAnthropic, tmp_path_factory: pytest.TempPathFactory)
 
 
 @pytest.fixture(scope="session")
-def service(start_service) -> ServiceProcess:  # type: ignore[no-untyped-def]
+def service(start_service: Callable[..., Service]) -> Service:
     return start_service()
 
 
 @pytest.fixture
-def client(service: ServiceProcess) -> Iterator[httpx.Client]:
+def client(service: Service) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=service.url, timeout=15) as http:
         yield http

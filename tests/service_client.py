@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -77,13 +77,13 @@ def chat_body(text: str = "Say hello", **extra: Any) -> dict[str, Any]:
 
 
 class LogReader:
-    """The service's stdout, as JSON lines."""
+    """The service's output, as JSON lines."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, read: Callable[[], str]) -> None:
+        self._read = read
 
     def text(self) -> str:
-        return self.path.read_text(encoding="utf-8", errors="replace")
+        return self._read()
 
     def lines(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.text().splitlines() if line.strip()]

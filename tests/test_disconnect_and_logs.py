@@ -6,13 +6,13 @@ import time
 
 import httpx
 
-from tests.conftest import API_KEY, ServiceProcess
+from tests.conftest import API_KEY, Service
 from tests.fakes.anthropic_api import FakeAnthropic, Reply, input_tokens
 from tests.service_client import chat_body, iter_events
 
 
 def test_client_leaving_mid_stream_closes_upstream_within_a_second(
-    client: httpx.Client, service: ServiceProcess, fake: FakeAnthropic
+    client: httpx.Client, service: Service, fake: FakeAnthropic
 ) -> None:
     fake.enqueue(Reply.text(["tok"] * 200, interval=0.05))  # 10 s of answer
 
@@ -35,7 +35,7 @@ def test_client_leaving_mid_stream_closes_upstream_within_a_second(
 
 
 def test_each_request_has_one_summary_line_with_what_operators_ask(
-    client: httpx.Client, service: ServiceProcess, fake: FakeAnthropic
+    client: httpx.Client, service: Service, fake: FakeAnthropic
 ) -> None:
     fake.enqueue(
         Reply.error(429, "rate_limit_error", headers={"retry-after-ms": "10"}), Reply.text(["Hi", "!"])
@@ -75,7 +75,7 @@ def test_each_request_has_one_summary_line_with_what_operators_ask(
 
 
 def test_logs_are_json_lines_without_the_key_or_the_prompt(
-    client: httpx.Client, service: ServiceProcess, start_service
+    client: httpx.Client, service: Service, start_service
 ) -> None:  # type: ignore[no-untyped-def]
     client.post("/chat", json=chat_body("my secret prompt"))
     bad_key = start_service(ANTHROPIC_API_KEY="sk-ant-wrong-key-1234")

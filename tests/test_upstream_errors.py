@@ -3,7 +3,7 @@
 import httpx
 import pytest
 
-from tests.conftest import ServiceProcess
+from tests.conftest import Service
 from tests.fakes.anthropic_api import FakeAnthropic, Reply
 from tests.service_client import chat_body
 
@@ -86,7 +86,7 @@ def test_upstream_that_never_answers_times_out_with_504(
 
 @MODES
 def test_bad_api_key_answers_401(start_service, stream: bool) -> None:  # type: ignore[no-untyped-def]
-    service: ServiceProcess = start_service(ANTHROPIC_API_KEY="sk-ant-wrong")
+    service: Service = start_service(ANTHROPIC_API_KEY="sk-ant-wrong")
     with httpx.Client(base_url=service.url) as client:
         response = post_chat(client, stream)
 
@@ -101,7 +101,7 @@ def test_bad_api_key_answers_401(start_service, stream: bool) -> None:  # type: 
 
 @MODES
 def test_retired_default_model_names_the_setting(start_service, stream: bool) -> None:  # type: ignore[no-untyped-def]
-    service: ServiceProcess = start_service(CHAT_MODEL=None)  # the product default, claude-3-5-sonnet-latest
+    service: Service = start_service(CHAT_MODEL=None)  # the product default, claude-3-5-sonnet-latest
     with httpx.Client(base_url=service.url) as client:
         response = post_chat(client, stream)
 

@@ -132,14 +132,15 @@ class _ClientGone(Exception):
 class FakeAnthropic:
     def __init__(
         self,
-        host: str = "127.0.0.1",
+        host: str | Sequence[str] = "127.0.0.1",
         port: int = 0,
         *,
         default: Reply | None = None,
         api_key: str | None = None,
         record: int = 10_000,
     ) -> None:
-        self.host = host
+        self.hosts = [host] if isinstance(host, str) else list(host)
+        self.host = self.hosts[0]
         self.port = port
         self.default = default or Reply.text()
         self.api_key = api_key  # if set, other keys get 401 like the real API
@@ -162,7 +163,11 @@ class FakeAnthropic:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return self.url_for(self.host)
+
+    def url_for(self, host: str) -> str:
+        """The URL on one of the addresses it listens on (containers reach it on the bridge's)."""
+        return f"http://{host}:{self.port}"
 
     def wait_for(self, condition: Callable[[], bool], timeout: float = 5.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -175,7 +180,11 @@ class FakeAnthropic:
     # -- running -----------------------------------------------------------------------------
 
     async def serve(self) -> asyncio.Server:
-        self._server = await asyncio.start_server(self._connection, self.host, self.port, backlog=4096)
+        if self.port == 0 and len(self.hosts) > 1:
+            with socket.socket() as probe:  # one port for every address
+                probe.bind((self.host, 0))
+                self.port = probe.getsockname()[1]
+        self._server = await asyncio.start_server(self._connection, self.hosts, self.port, backlog=4096)
         self.port = self._server.sockets[0].getsockname()[1]
         return self._server
 

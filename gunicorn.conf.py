@@ -1,0 +1,38 @@
+"""gunicorn settings, from the environment: gunicorn manages processes, uvicorn serves ASGI."""
+
+import os
+
+from gunicorn.glogging import Logger
+
+from app.log import configure_logging
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", str(os.cpu_count() or 1)))
+worker_class = "uvicorn_worker.UvicornWorker"
+
+# For async workers `timeout` is only a heartbeat: a worker whose event loop stops answering for
+# this long is killed. It does not limit how long a stream may last.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+# On SIGTERM, streams in flight get this long to finish before workers are killed. Compose's
+# stop_grace_period must be longer.
+graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "60"))
+# Longer than a typical load balancer's idle time-out (60 s), so it closes first, not us.
+keepalive = int(os.environ.get("KEEPALIVE", "75"))
+# Never recycle workers by request count: a recycled worker cuts its live streams.
+max_requests = 0
+
+accesslog = None  # the app writes one summary line per request, with its request id
+
+
+class JsonLogger(Logger):
+    """gunicorn's own lines in the same structlog JSON as the app's."""
+
+    def setup(self, cfg):  # type: ignore[no-untyped-def]
+        super().setup(cfg)
+        configure_logging(os.environ.get("CHAT_LOG_LEVEL", "INFO"), os.environ.get("CHAT_LOG_FORMAT", "auto"))
+        for log in (self.error_log, self.access_log):
+            log.handlers.clear()
+            log.propagate = True
+
+
+logger_class = JsonLogger
