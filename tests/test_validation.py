@@ -61,3 +61,90 @@ def test_body_over_the_size_limit_is_refused_with_413(client: httpx.Client, fake
         assert response.status_code == 413
         assert response.json()["detail"]["type"] == "request_too_large"
     assert not fake.received
+
+
+@pytest.mark.parametrize(
+    ("content", "headers", "status", "error_type"),
+    [
+        (b'{"messages": [', {"Content-Type": "application/json"}, 422, None),
+        (b"", {"Content-Type": "application/json"}, 422, None),
+        (
+            b'{"messages": [{"role": "user", "content": "hi"}]}',
+            {"Content-Type": "text/plain"},
+            415,
+            "unsupported_media_type",
+        ),
+        (b'{"messages": [{"role": "user", "content": "hi"}]}', {}, 415, "unsupported_media_type"),
+        (
+            b'{"messages": [{"role": "user", "content": "h\xff\xfei"}]}',
+            {"Content-Type": "application/json"},
+            400,
+            "bad_request",
+        ),
+        (
+            b'{"messages":' + b"[" * 5000 + b"]" * 5000 + b"}",
+            {"Content-Type": "application/json"},
+            400,
+            "bad_request",
+        ),
+        (
+            b'{"messages": [{"role": "user", "content": "a\\u0000b"}]}',
+            {"Content-Type": "application/json"},
+            422,
+            None,
+        ),
+        (
+            b'{"messages": [{"role": "user", "content": "hi"}], "stream": "yes"}',
+            {"Content-Type": "application/json"},
+            422,
+            None,
+        ),
+        (
+            b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": "5"}',
+            {"Content-Type": "application/json"},
+            422,
+            None,
+        ),
+        (b"[1, 2]", {"Content-Type": "application/json"}, 422, None),
+    ],
+    ids=[
+        "malformed",
+        "empty",
+        "text-plain",
+        "no-content-type",
+        "invalid-utf8",
+        "deeply-nested",
+        "nul",
+        "stream-as-string",
+        "max-tokens-as-string",
+        "not-an-object",
+    ],
+)
+def test_unreadable_body_is_a_clear_4xx(
+    client: httpx.Client,
+    fake: FakeAnthropic,
+    content: bytes,
+    headers: dict[str, str],
+    status: int,
+    error_type: str | None,
+) -> None:
+    response = client.post("/chat", content=content, headers=headers)
+
+    assert response.status_code == status
+    detail = response.json()["detail"]
+    if error_type is None:  # FastAPI's validation list
+        assert isinstance(detail, list)
+        assert detail[0]["msg"]
+    else:
+        assert detail["type"] == error_type
+        assert detail["message"]
+    assert not fake.received
+
+
+def test_long_single_message_within_the_limit_is_relayed(client: httpx.Client, fake: FakeAnthropic) -> None:
+    long_text = "word " * 150_000  # 750 kB, under the 1 MiB limit
+
+    response = client.post("/chat", json={"messages": [{"role": "user", "content": long_text}]})
+
+    assert response.status_code == 200
+    assert fake.received[-1].body["messages"][0]["content"] == long_text

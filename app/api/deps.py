@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 
 from app.config import Settings
 from app.services.chat import ChatService
@@ -16,6 +16,19 @@ def get_settings(request: Request) -> Settings:
 def get_chat_service(request: Request) -> ChatService:
     service: ChatService = request.app.state.chat_service
     return service
+
+
+def require_json(request: Request) -> None:
+    """A body in another format would otherwise surface as a puzzling validation error."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise HTTPException(
+            415,
+            detail={
+                "type": "unsupported_media_type",
+                "message": "Send the request body as JSON, with Content-Type: application/json.",
+            },
+        )
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -1,9 +1,11 @@
 """The one place where service errors become HTTP statuses and bodies."""
 
 import math
+from http import HTTPStatus
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from app.services.errors import ErrorKind, UpstreamError
 
@@ -44,5 +46,17 @@ async def _handle_upstream_error(_: Request, exc: Exception) -> JSONResponse:
     return upstream_error_response(exc)
 
 
+async def _handle_http_error(_: Request, exc: Exception) -> JSONResponse:
+    """Starlette's and FastAPI's own errors (unparsable body, 404, 405) in the same shape."""
+    assert isinstance(exc, HTTPException)
+    if isinstance(exc.detail, dict):
+        body = {"detail": exc.detail}
+    else:
+        error_type = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
+        body = error_body(error_type, str(exc.detail))
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(UpstreamError, _handle_upstream_error)
+    app.add_exception_handler(HTTPException, _handle_http_error)

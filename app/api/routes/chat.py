@@ -3,11 +3,11 @@
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 from fastapi.exceptions import RequestValidationError
 
 from app.api.chat_events import chat_event_frames
-from app.api.deps import ChatServiceDep, SettingsDep
+from app.api.deps import ChatServiceDep, SettingsDep, require_json
 from app.api.schemas.chat import ChatRequest, ChatResponse, ErrorResponse
 from app.api.sse import EventStreamResponse
 from app.config import Settings
@@ -31,7 +31,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         400: "Anthropic rejected the request, or the requested model does not exist.",
         401: "Anthropic rejected the service's API key.",
         403: "The API key may not use this model or feature.",
-        413: "The conversation is too large for Anthropic.",
+        413: "The request body is over the size limit, or the conversation too large for Anthropic.",
+        415: "The body is not sent as JSON.",
         429: "Rate-limited by Anthropic after retries; see `Retry-After`.",
         502: "Anthropic failed, could not be reached, or the configured model is retired.",
         503: "Anthropic is overloaded after retries; see `Retry-After`.",
@@ -44,6 +45,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     "/chat",
     response_model=ChatResponse,
     summary="Relay a conversation to Claude",
+    dependencies=[Depends(require_json)],
     responses={200: {"content": {"text/event-stream": {}}, "description": _STREAM_DESCRIPTION}, **_ERRORS},
 )
 async def chat(request: ChatRequest, service: ChatServiceDep, settings: SettingsDep) -> Response:

@@ -2,13 +2,28 @@
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-NonBlank = Annotated[str, StringConstraints(min_length=1, pattern=r"\S")]
+
+def _no_nul(text: str) -> str:
+    # No model input needs NUL, and some stores and proxies on the way choke on it.
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters")
+    return text
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be empty or only whitespace")
+    return text
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+NonBlank = Annotated[str, AfterValidator(_no_nul), AfterValidator(_not_blank)]
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     role: Literal["user", "assistant"] = Field(
         description="Who said it. A system prompt goes in the request's `system` field, not here."
@@ -26,8 +41,10 @@ class ChatMessage(BaseModel):
 class ChatRequest(BaseModel):
     """The whole conversation so far. Nothing is stored on the server: send it all every time."""
 
+    # strict: "stream": "yes" or "max_tokens": "5" are mistakes to report, not to guess at.
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "examples": [
                 {"messages": [{"role": "user", "content": "Say hello"}], "stream": False},
@@ -51,7 +68,7 @@ class ChatRequest(BaseModel):
     stream: bool = Field(
         default=False, description="Answer as Server-Sent Events, token by token, instead of one JSON body."
     )
-    system: str | None = Field(
+    system: Text | None = Field(
         default=None, description="A system prompt that replaces the server's default for this request."
     )
     model: NonBlank | None = Field(
