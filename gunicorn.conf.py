@@ -5,6 +5,7 @@ import os
 from gunicorn.glogging import Logger
 
 from app.log import configure_logging
+from app.main import settings_or_exit
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", str(os.cpu_count() or 1)))
@@ -22,6 +23,15 @@ keepalive = int(os.environ.get("KEEPALIVE", "75"))
 max_requests = 0
 
 accesslog = None  # the app writes one summary line per request, with its request id
+# The runtime control socket would live under the app user's read-only home; containers are
+# managed by their orchestrator instead.
+control_socket_disable = True
+
+
+def on_starting(server):  # type: ignore[no-untyped-def]
+    # Invalid configuration stops the master with one clear line, instead of workers that
+    # fail to boot over and over.
+    settings_or_exit()
 
 
 class JsonLogger(Logger):

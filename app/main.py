@@ -40,7 +40,7 @@ def _anthropic_client(settings: Settings) -> anthropic.AsyncAnthropic:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     if settings is None:
-        settings = _settings_or_exit()
+        settings = settings_or_exit()
     configure_logging(settings.log_level, settings.log_format, settings.anthropic_api_key.get_secret_value())
 
     @asynccontextmanager
@@ -77,7 +77,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def _settings_or_exit() -> Settings:
+def settings_or_exit() -> Settings:
+    """The settings, or a clear log line and exit status 1 if they are incomplete or invalid."""
     try:
         return get_settings()
     except ValidationError as exc:
@@ -89,7 +90,7 @@ def _settings_or_exit() -> Settings:
         if any(error["loc"] == ("ANTHROPIC_API_KEY",) for error in exc.errors()):
             problems += " (set ANTHROPIC_API_KEY in the environment or in .env)"
         log.error("invalid_configuration", problems=problems)
-        raise SystemExit(f"chat-service: invalid configuration: {problems}") from None
+        raise SystemExit(1) from None
 
 
 @cache

@@ -10,6 +10,7 @@ Both are configured only through the environment, as in production.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import subprocess
@@ -25,6 +26,10 @@ import pytest
 
 from tests.fakes.anthropic_api import FakeAnthropic
 from tests.service_client import LogReader
+
+# Ryuk, testcontainers' reaper, is an image that cannot be pulled here; the fixtures below remove
+# every container they start themselves.
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "sk-ant-test-0123456789abcdef"
@@ -120,7 +125,8 @@ class ServiceContainer:
     def __init__(self, image: str, env: dict[str, str]) -> None:
         from testcontainers.core.container import DockerContainer
 
-        self.container = DockerContainer(image).with_envs(**env).with_bind_ports(8000, ("127.0.0.1", None))
+        self.container = DockerContainer(image).with_envs(**env)
+        self.container.ports["8000/tcp"] = ("127.0.0.1", None)  # published on loopback only
         self.container.start()
         self.docker = self.container.get_wrapped_container()
         self.url = f"http://127.0.0.1:{self.container.get_exposed_port(8000)}"
@@ -162,8 +168,12 @@ def docker_bridge_gateway() -> str | None:
         return None
     import docker
 
-    config = docker.from_env().networks.get("bridge").attrs["IPAM"]["Config"]
-    return str(config[0]["Gateway"]) if config else None
+    config = (docker.from_env().networks.get("bridge").attrs["IPAM"]["Config"] or [{}])[0]
+    if "Gateway" in config:
+        return str(config["Gateway"])
+    if "Subnet" in config:  # the bridge takes the subnet's first address
+        return str(ipaddress.ip_network(config["Subnet"]).network_address + 1)
+    return None
 
 
 @pytest.fixture(scope="session")
