@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import socket
@@ -331,6 +332,9 @@ class FakeAnthropic:
         finally:
             if not gone.done():
                 gone.cancel()
+                # The reader accepts the next request only once this read has let go of it.
+                with contextlib.suppress(asyncio.CancelledError):
+                    await gone
 
     @staticmethod
     def _note_gone(received: Received, read: asyncio.Future[bytes]) -> None:
