@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     )
     retry_initial_wait: float = Field(default=0.5, gt=0)
 
+    max_upstream_connections: int = Field(
+        default=4096,
+        ge=1,
+        description="Open connections to Anthropic per worker: its most concurrent requests.",
+    )
     ping_interval: float = Field(default=15.0, gt=0)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 

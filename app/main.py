@@ -32,8 +32,10 @@ def _anthropic_client(settings: Settings) -> anthropic.AsyncAnthropic:
         max_retries=0,
         timeout=timeout,
         # aiohttp measured at about half the CPU per streamed token of the default transport.
+        # Its pool must be given a size: left unset it holds 100 connections, and the 101st
+        # stream waits for a free one.
         http_client=anthropic.DefaultAioHttpClient(
-            timeout=timeout, limits=httpx2.Limits(max_connections=None, max_keepalive_connections=200)
+            timeout=timeout, limits=httpx2.Limits(max_connections=settings.max_upstream_connections)
         ),
     )
 

@@ -258,6 +258,12 @@ class FakeAnthropic:
             body = json.loads(raw) if raw else {}
         except ValueError:
             body = {}
+        if target == "/_fake/default":  # sets the default answer: {"tokens": n, "interval_ms": x}
+            self.default = Reply.text(
+                default_tokens(int(body.get("tokens", 12))), interval=float(body.get("interval_ms", 0)) / 1000
+            )
+            self._send(writer, 204, "application/json", b"", "control")
+            return True
         received = Received(path=target, headers=headers, body=body)
         self.received.append(received)
         reply = self._script.popleft() if self._script else self.default
