@@ -9,6 +9,7 @@ events `content_block_delta`), which gives the floor: what the machine does with
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -53,7 +54,7 @@ class Outcome:
     @property
     def gaps(self) -> list[float]:
         times = self.token_times
-        return [b - a for a, b in zip(times, times[1:], strict=False)]
+        return [b - a for a, b in itertools.pairwise(times)]
 
 
 async def _read_head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
