@@ -65,6 +65,17 @@ def test_stream_delivers_tokens_as_they_are_generated(client: httpx.Client, fake
     assert last.at - first.at >= 0.9  # four pauses of 0.25 s, relayed as they happened
 
 
+def test_upstream_connections_are_reused_across_streams(client: httpx.Client, fake: FakeAnthropic) -> None:
+    client.post("/chat", json=chat_body())  # makes sure a pooled connection exists
+    before = fake.connections
+
+    for _ in range(6):
+        with client.stream("POST", "/chat", json=chat_body(stream=True)) as response:
+            assert read_stream(response).done
+
+    assert fake.connections - before <= 2  # at most one new connection per worker
+
+
 def test_slow_stream_gets_keep_alive_comments(client: httpx.Client, fake: FakeAnthropic) -> None:
     fake.enqueue(Reply.text(["slow", " answer"], interval=1.0))  # service pings every 0.3 s
 

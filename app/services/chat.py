@@ -14,7 +14,6 @@ from typing import Any, Literal, TypeVar
 import anthropic
 import httpx2
 import orjson
-import structlog
 
 from app.config import Settings
 from app.services.errors import (
@@ -27,8 +26,6 @@ from app.services.errors import (
 )
 from app.services.events import EventDecoder
 from app.services.retry import retrying
-
-log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 Outcome = Literal["ok", "upstream_error", "client_disconnected"]
@@ -120,17 +117,20 @@ class ChatStream:
 
     async def _read_to_first_text(self) -> None:
         while not self._first and not self._finished:
-            self._first = await self._next_texts()
+            self._first = await self._next_texts() or []
         if self._error is not None:
             raise self._error  # nothing has reached the client yet, so this can still be retried
         self._stats.ttft_ms = round((perf_counter() - self._stats.started) * 1000, 1)
 
-    async def _next_texts(self) -> list[str]:
+    async def _next_texts(self) -> list[str] | None:
+        """The texts of the next upstream read; None once the body has ended after the answer."""
         if self._error is not None:
             raise self._error
         try:
             chunk = await anext(self._chunks)
         except StopAsyncIteration:
+            if self._finished:
+                return None
             raise UpstreamError(
                 ErrorKind.UPSTREAM, "Anthropic's stream ended before the answer did.", retryable=True
             ) from None
@@ -168,8 +168,10 @@ class ChatStream:
         try:
             if self._first:
                 yield self._first
-            while not self._finished:
-                if texts := await self._next_texts():
+            # Read on past `message_stop` to the end of the body, so that the connection goes
+            # back to the pool instead of being closed with unread bytes.
+            while (texts := await self._next_texts()) is not None:
+                if texts:
                     yield texts
             self._stats.usage = self.usage
             self._stats.stop_reason = self.stop_reason

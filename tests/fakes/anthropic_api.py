@@ -147,6 +147,7 @@ class FakeAnthropic:
         self.api_key = api_key  # if set, other keys get 401 like the real API
         self.received: deque[Received] = deque(maxlen=record)
         self.open_streams = 0
+        self.connections = 0  # accepted in all: a relay that reuses connections keeps this low
         self._script: deque[Reply] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
@@ -224,6 +225,7 @@ class FakeAnthropic:
     # -- HTTP ----------------------------------------------------------------------------------
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         try:
             while True:
                 try:
