@@ -61,7 +61,7 @@ def plot(results: Results, path: Path) -> None:
     levels = [(int(name[1:]), name) for name in results if name.startswith("B")]
     levels.sort()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for target, style in (("service", "o-"), ("reference", "s--"), ("floor", "^:")):
+    for target, style, color in (("service", "o-", "C0"), ("reference", "s--", "C1"), ("floor", "^:", "C2")):
         xs = [c for c, name in levels if target in results[name]]
         left.plot(
             xs,
@@ -113,6 +113,8 @@ def write_report(results: Results, machine: dict[str, str], out: Path) -> None:
 
     lines = [
         "# Benchmarks",
+        "",
+        "What changed these figures, and the profile: [performance.md](performance.md).",
         "",
         "The service beside a tutorial-style reference relay (`bench/reference_relay.py`: FastAPI,",
         "sse-starlette, the SDK's `messages.stream()`, `json.dumps` per token) and the floor (the load",
