@@ -62,26 +62,11 @@ def plot(results: Results, path: Path) -> None:
     levels.sort()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     for target, style, color in (("service", "o-", "C0"), ("reference", "s--", "C1"), ("floor", "^:", "C2")):
+        rows = [results[name][target] for _, name in levels if target in results[name]]
         xs = [c for c, name in levels if target in results[name]]
-        left.plot(
-            xs,
-            [results[name][target]["ttft_p99_ms"] for c, name in levels if target in results[name]],
-            style,
-            label=f"{target} p99",
-        )
-        left.plot(
-            xs,
-            [results[name][target]["ttft_p50_ms"] for c, name in levels if target in results[name]],
-            style,
-            alpha=0.4,
-            label=f"{target} p50",
-        )
-        right.plot(
-            xs,
-            [results[name][target]["gap_p99_ms"] for c, name in levels if target in results[name]],
-            style,
-            label=target,
-        )
+        left.plot(xs, [r["ttft_p99_ms"] for r in rows], style, color=color, label=f"{target} p99")
+        left.plot(xs, [r["ttft_p50_ms"] for r in rows], style, color=color, alpha=0.4, label=f"{target} p50")
+        right.plot(xs, [r["gap_p99_ms"] for r in rows], style, color=color, label=target)
     left.set(title="Time to first token", xlabel="concurrent streams", ylabel="ms", yscale="log")
     right.set(
         title="Inter-token gap p99 (tokens every 20 ms)",
