@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from app.api.errors import install_error_handlers
 from app.api.limits import BodySizeLimitMiddleware
+from app.api.openapi import document_configured_limits
 from app.api.routes import chat, health
 from app.config import Settings, get_settings
 from app.log import RequestLogMiddleware, configure_logging
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(chat.router)
     app.include_router(health.router)
     install_error_handlers(app)
+    document_configured_limits(app, settings)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

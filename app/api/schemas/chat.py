@@ -18,8 +18,14 @@ def _not_blank(text: str) -> str:
     return text
 
 
-Text = Annotated[str, AfterValidator(_no_nul)]
-NonBlank = Annotated[str, AfterValidator(_no_nul), AfterValidator(_not_blank)]
+# The validators give the clear messages; the patterns tell /docs and clients the same rules.
+Text = Annotated[str, AfterValidator(_no_nul), Field(json_schema_extra={"pattern": "^[^\\u0000]*$"})]
+NonBlank = Annotated[
+    str,
+    AfterValidator(_no_nul),
+    AfterValidator(_not_blank),
+    Field(min_length=1, json_schema_extra={"pattern": "^[^\\u0000]*\\S[^\\u0000]*$"}),
+]
 
 
 class ChatMessage(BaseModel):

@@ -1,0 +1,29 @@
+"""The OpenAPI schema, with the limits this deployment is configured with."""
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from app.config import Settings
+
+
+def document_configured_limits(app: FastAPI, settings: Settings) -> None:
+    """/docs and generated clients see the real `max_tokens` ceiling and allowed models."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+            request = schema["components"]["schemas"]["ChatRequest"]["properties"]
+            _non_null(request["max_tokens"])["maximum"] = settings.max_tokens_ceiling
+            if settings.allowed_models:
+                _non_null(request["model"])["enum"] = settings.allowed_models
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _non_null(property_schema: dict[str, Any]) -> dict[str, Any]:
+    options: list[dict[str, Any]] = property_schema.get("anyOf", [property_schema])
+    return next(option for option in options if option.get("type") != "null")
