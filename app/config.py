@@ -54,6 +54,12 @@ class Settings(BaseSettings):
         description="Open connections to Anthropic per worker: its most concurrent requests.",
     )
     ping_interval: float = Field(default=15.0, gt=0)
+    shutdown_grace: float = Field(
+        default=50.0,
+        ge=0,
+        description="Seconds open streams get to finish on shutdown before they end with an error "
+        "event; keep it below gunicorn's GRACEFUL_TIMEOUT.",
+    )
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

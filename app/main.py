@@ -16,6 +16,7 @@ from app.api.limits import BodySizeLimitMiddleware
 from app.api.openapi import document_configured_limits
 from app.api.routes import chat, health
 from app.config import Settings, get_settings
+from app.lifecycle import Draining
 from app.log import RequestLogMiddleware, configure_logging
 from app.services.chat import ChatService
 
@@ -53,6 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         client = _anthropic_client(settings)
         app.state.settings = settings
         app.state.chat_service = ChatService(client, settings)
+        app.state.draining = Draining(settings.shutdown_grace)
+        app.state.draining.watch_signals()
         log.info("started", model=settings.model, base_url=str(client.base_url))
         try:
             yield

@@ -23,6 +23,17 @@ def _frame(event: str, data: dict[str, object]) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + orjson.dumps({"type": event, **data}) + b"\n\n"
 
 
+SHUTDOWN_FRAME = _frame(
+    "error",
+    {
+        "error": {
+            "type": "service_restarting",
+            "message": "The service is restarting; send the request again.",
+        }
+    },
+)
+
+
 async def chat_event_frames(stream: ChatStream, stats: ChatStats) -> AsyncGenerator[bytes, None]:
     """start, delta..., end, [DONE]; or, if upstream fails midway, an `error` event and no [DONE]."""
     yield _frame("start", {"id": stream.id, "model": stream.model})

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 
 from app.config import Settings
+from app.lifecycle import Draining
 from app.services.chat import ChatService
 
 
@@ -19,6 +20,11 @@ async def get_settings(request: Request) -> Settings:
 async def get_chat_service(request: Request) -> ChatService:
     service: ChatService = request.app.state.chat_service
     return service
+
+
+async def get_draining(request: Request) -> Draining:
+    draining: Draining = request.app.state.draining
+    return draining
 
 
 async def require_json(request: Request) -> None:
@@ -36,3 +42,4 @@ async def require_json(request: Request) -> None:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ChatServiceDep = Annotated[ChatService, Depends(get_chat_service)]
+DrainingDep = Annotated[Draining, Depends(get_draining)]

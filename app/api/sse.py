@@ -3,7 +3,8 @@
 Frames arrive already encoded, so the per-token cost is one ASGI send. Two helpers run beside
 the sender: one sends a keep-alive comment when nothing was sent for a ping interval, the other
 waits for the client to leave and then cancels the sender, which closes the frame source (and
-with it the upstream request) at once instead of at the next token.
+with it the upstream request) at once instead of at the next token. On shutdown, a stream still
+open when the grace period ends is closed the same way and ends with a farewell frame.
 
 sse-starlette does the same but, measured, costs a cancel scope and a lock per frame, and by
 default ends every open stream as soon as the server is asked to stop, while we want streams in
@@ -16,35 +17,48 @@ from collections.abc import AsyncGenerator
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from app.lifecycle import Draining
+
 PING_FRAME = b": ping\n\n"
 
 
 class EventStreamResponse(Response):
     media_type = "text/event-stream"
 
-    def __init__(self, frames: AsyncGenerator[bytes, None], *, ping_interval: float) -> None:
+    def __init__(
+        self,
+        frames: AsyncGenerator[bytes, None],
+        *,
+        ping_interval: float,
+        draining: Draining,
+        farewell: bytes,
+    ) -> None:
         # No super().__init__(): it would set a Content-Length for an empty body.
         self.status_code = 200
         self.background = None
         self.init_headers({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         self._frames = frames
         self._ping_interval = ping_interval
+        self._draining = draining
+        self._farewell = farewell  # sent when shutdown's grace period ends the stream
         self._sent = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
         sender = asyncio.ensure_future(self._send_frames(send))
-        watchers = [
-            asyncio.ensure_future(self._wait_for_disconnect(receive)),
-            asyncio.ensure_future(self._ping(send)),
-        ]
+        disconnected = asyncio.ensure_future(self._wait_for_disconnect(receive))
+        shutting_down = asyncio.ensure_future(self._draining.grace_expired())
+        pinger = asyncio.ensure_future(self._ping(send))
         try:
-            await asyncio.wait([sender, watchers[0]], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([sender, disconnected, shutting_down], return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (sender, *watchers):
+            for task in (sender, disconnected, shutting_down, pinger):
                 task.cancel()
             # Let the frame source run its cleanup (closing upstream) before returning.
-            await asyncio.gather(sender, *watchers, return_exceptions=True)
+            await asyncio.gather(sender, disconnected, shutting_down, pinger, return_exceptions=True)
+        if sender.cancelled() and not shutting_down.cancelled():
+            # The grace period ended it: say so, rather than let the worker's kill cut it.
+            await send({"type": "http.response.body", "body": self._farewell, "more_body": False})
         if not sender.cancelled() and (error := sender.exception()) is not None:
             raise error
 

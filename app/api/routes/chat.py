@@ -6,8 +6,8 @@ import orjson
 from fastapi import APIRouter, Depends, Response
 from fastapi.exceptions import RequestValidationError
 
-from app.api.chat_events import chat_event_frames
-from app.api.deps import ChatServiceDep, SettingsDep, require_json
+from app.api.chat_events import SHUTDOWN_FRAME, chat_event_frames
+from app.api.deps import ChatServiceDep, DrainingDep, SettingsDep, require_json
 from app.api.schemas.chat import ChatRequest, ChatResponse, ErrorResponse
 from app.api.sse import EventStreamResponse
 from app.config import Settings
@@ -48,14 +48,21 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     dependencies=[Depends(require_json)],
     responses={200: {"content": {"text/event-stream": {}}, "description": _STREAM_DESCRIPTION}, **_ERRORS},
 )
-async def chat(request: ChatRequest, service: ChatServiceDep, settings: SettingsDep) -> Response:
+async def chat(
+    request: ChatRequest, service: ChatServiceDep, settings: SettingsDep, draining: DrainingDep
+) -> Response:
     """Send the whole conversation; get the next assistant message, as one JSON body or streamed."""
     params = _params(request, settings)
     stats = ChatStats(model=params.model, stream=request.stream)
     add_to_request_summary(stats)
     if request.stream:
         stream = await service.open_stream(params, stats)
-        return EventStreamResponse(chat_event_frames(stream, stats), ping_interval=settings.ping_interval)
+        return EventStreamResponse(
+            chat_event_frames(stream, stats),
+            ping_interval=settings.ping_interval,
+            draining=draining,
+            farewell=SHUTDOWN_FRAME,
+        )
     completion = await service.complete(params, stats)
     body = {
         "id": completion.id,
