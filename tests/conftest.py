@@ -207,6 +207,24 @@ def service_image() -> str:
     return IMAGE_TAG
 
 
+@pytest.fixture(scope="module")
+def start_container(service_image: str, fake: FakeAnthropic) -> Iterator[Callable[..., ServiceContainer]]:
+    """A container of its own per test, for tests that stop or break it."""
+    started: list[ServiceContainer] = []
+    upstream = fake.url_for(docker_bridge_gateway() or "")
+
+    def start(**env: str) -> ServiceContainer:
+        container = ServiceContainer(
+            service_image, {**BASE_ENV, "ANTHROPIC_BASE_URL": upstream, "WEB_CONCURRENCY": "2", **env}
+        )
+        started.append(container)
+        return container
+
+    yield start
+    for container in started:
+        container.stop()
+
+
 @pytest.fixture(scope="session", params=["process", pytest.param("container", marks=pytest.mark.container)])
 def backend(request: pytest.FixtureRequest) -> str:
     if request.param == "container":

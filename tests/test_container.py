@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
 
-from tests.conftest import API_KEY, BASE_ENV, ServiceContainer, docker_bridge_gateway
+from tests.conftest import API_KEY, ServiceContainer
 from tests.fakes.anthropic_api import FakeAnthropic, Reply
 from tests.service_client import chat_body, iter_events, read_stream
 
@@ -23,24 +23,6 @@ LIST_WORKERS = (
     "    stat = open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()\n"
     "    if stat[1] == '1': print(pid)\n"
 )
-
-
-@pytest.fixture(scope="module")
-def start_container(service_image: str, fake: FakeAnthropic) -> Iterator[Callable[..., ServiceContainer]]:
-    """A container of its own per test, for tests that stop or break it."""
-    started: list[ServiceContainer] = []
-    upstream = fake.url_for(docker_bridge_gateway() or "")
-
-    def start(**env: str) -> ServiceContainer:
-        container = ServiceContainer(
-            service_image, {**BASE_ENV, "ANTHROPIC_BASE_URL": upstream, "WEB_CONCURRENCY": "2", **env}
-        )
-        started.append(container)
-        return container
-
-    yield start
-    for container in started:
-        container.stop()
 
 
 def workers(container: ServiceContainer) -> set[str]:

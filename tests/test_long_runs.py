@@ -18,7 +18,7 @@ from bench.loadgen import Target, request
 from tests.conftest import ServiceContainer
 from tests.fakes.anthropic_api import FakeAnthropic, Reply
 from tests.service_client import chat_body, read_stream
-from tests.test_container import LIST_WORKERS, start_container  # noqa: F401  (fixture)
+from tests.test_container import LIST_WORKERS
 
 pytestmark = [pytest.mark.slow, pytest.mark.container]
 
