@@ -1,5 +1,7 @@
 """When Anthropic fails, the status says whose fault it is, in both modes, after retries."""
 
+import time
+
 import httpx
 import pytest
 
@@ -76,8 +78,11 @@ def test_upstream_that_never_answers_times_out_with_504(
 ) -> None:
     fake.enqueue(*[Reply(hang=True)] * 3)
 
+    started = time.monotonic()
     response = post_chat(client, stream)
 
+    # Three attempts of CHAT_READ_TIMEOUT (1.5 s) and two short backoffs: not later than that.
+    assert 4.5 <= time.monotonic() - started < 6.5
     assert response.status_code == 504
     assert response.json()["detail"]["type"] == "upstream_timeout"
     assert len(fake.received) == 3
