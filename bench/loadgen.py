@@ -1,9 +1,17 @@
-"""A low-overhead load generator: raw asyncio HTTP/1.1, SSE parsed as bytes arrive.
+"""A low-overhead load generator: raw asyncio streams, HTTP/1.1 and SSE parsed as bytes arrive.
 
-Each token is timestamped when the bytes that complete its event are read, so time to first
-token and the gaps between tokens are what a browser would see. It speaks to the relays
-(`POST /chat`, events `delta`) and straight to the fake Anthropic API (`POST /v1/messages`,
-events `content_block_delta`), which gives the floor: what the machine does with no relay.
+One connection per request (`Connection: close`), the same for every target. The response is
+read with one `read()` per socket read; chunked transfer encoding, `Content-Length` and
+read-to-close bodies are decoded incrementally, and so is SSE with any line ending (`\\n`, `\\r\\n`
+as sse-starlette sends, or `\\r`). Each token is timestamped (`time.perf_counter`) when the read
+that completes its event returns, so time to first token and the gaps between tokens are what a
+browser would see. Two kinds of target:
+
+- `relay`: `POST /chat`, the service's event contract: `start`, `delta`..., `end`, `data: [DONE]`,
+  checked in that order, nothing after `[DONE]`;
+- `anthropic`: `POST /v1/messages` with `"stream": true` straight to the fake Anthropic API,
+  Anthropic's events (`content_block_delta` / `text_delta`), ending with `message_stop`: the
+  floor, what the machine does with no relay in between.
 """
 
 from __future__ import annotations
@@ -11,40 +19,55 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
+RELAY = "relay"
+ANTHROPIC = "anthropic"
+READ_SIZE = 1 << 16
+RELAY_JSON_KEYS = frozenset({"id", "model", "role", "content", "stop_reason", "usage"})
 
-@dataclass
+
+class ProtocolError(Exception):
+    """The response broke HTTP, SSE or the event contract."""
+
+
+@dataclass(frozen=True)
 class Target:
     name: str
     port: int
-    kind: str  # "relay" or "anthropic"
+    kind: str  # RELAY or ANTHROPIC
     host: str = "127.0.0.1"
 
-    @property
-    def path(self) -> str:
-        return "/chat" if self.kind == "relay" else "/v1/messages"
-
-    def body(self, stream: bool) -> bytes:
-        payload: dict[str, object] = {
-            "messages": [{"role": "user", "content": "Benchmark"}],
-            "stream": stream,
-        }
-        if self.kind == "anthropic":
+    def request_bytes(self, stream: bool) -> bytes:
+        payload: dict[str, Any] = {"messages": [{"role": "user", "content": "Benchmark"}], "stream": stream}
+        path = b"/chat"
+        if self.kind == ANTHROPIC:
             payload |= {"model": "claude-sonnet-4-5", "max_tokens": 1024}
-        return orjson.dumps(payload)
+            path = b"/v1/messages"
+        body = orjson.dumps(payload)
+        return (
+            b"POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
+            b"Accept: text/event-stream, application/json\r\nx-api-key: bench-key\r\n"
+            b"anthropic-version: 2023-06-01\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+            % (path, self.host.encode(), self.port, len(body), body)
+        )
 
 
-@dataclass
-class Outcome:
+@dataclass(slots=True)
+class Result:
+    """One request as the client saw it."""
+
     status: int = 0
-    started: float = 0.0
+    started: float = 0.0  # before connecting: connection set-up counts in time to first token
+    finished: float = 0.0
     token_times: list[float] = field(default_factory=list)
-    text: list[str] = field(default_factory=list)
-    done: bool = False
+    texts: list[str] = field(default_factory=list)
+    done: bool = False  # ended with `[DONE]` (relay) / `message_stop` (floor), nothing after; or a JSON body
+    output_tokens: int | None = None  # usage.output_tokens as reported in the `end` event or the JSON body
     error: str | None = None
 
     @property
@@ -53,103 +76,328 @@ class Outcome:
 
     @property
     def gaps(self) -> list[float]:
-        times = self.token_times
-        return [b - a for a, b in itertools.pairwise(times)]
+        return [b - a for a, b in itertools.pairwise(self.token_times)]
+
+    @property
+    def text(self) -> str:
+        return "".join(self.texts)
 
 
-async def _read_head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
+class _Dechunker:
+    """Chunked transfer decoding, incremental; hands on partial chunks as soon as they arrive."""
+
+    __slots__ = ("_buf", "_left", "finished")
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._left = -1  # bytes of chunk data still to come; -1: a size line; -2: the CRLF after data
+        self.finished = False
+
+    def feed(self, data: bytes) -> bytes:
+        buf = self._buf + data if self._buf else data
+        out = []
+        while buf and not self.finished:
+            if self._left == -1:
+                end = buf.find(b"\r\n")
+                if end < 0:
+                    if len(buf) > 4096:
+                        raise ProtocolError("chunk size line too long")
+                    break
+                try:
+                    size = int(buf[:end].split(b";", 1)[0], 16)
+                except ValueError:
+                    raise ProtocolError(f"bad chunk size line {buf[:end][:40]!r}") from None
+                buf = buf[end + 2 :]
+                if size == 0:
+                    self.finished = True  # trailers, if any, are not read
+                    break
+                self._left = size
+            elif self._left == -2:
+                if len(buf) < 2:
+                    break
+                if buf[:2] != b"\r\n":
+                    raise ProtocolError("chunk data not followed by CRLF")
+                buf = buf[2:]
+                self._left = -1
+            else:
+                take = buf[: self._left]
+                out.append(take)
+                buf = buf[len(take) :]
+                self._left -= len(take)
+                if self._left == 0:
+                    self._left = -2
+        self._buf = buf
+        return b"".join(out)
+
+
+class _SseParser:
+    """Events out of a byte stream: (event name or None, data) for each event with data."""
+
+    __slots__ = ("_held_cr", "_pending")
+
+    def __init__(self) -> None:
+        self._pending = b""
+        self._held_cr = False
+
+    def feed(self, data: bytes) -> list[tuple[bytes | None, bytes]]:
+        if self._held_cr:
+            data = b"\r" + data
+            self._held_cr = False
+        if b"\r" in data:
+            if data.endswith(b"\r"):  # maybe half of a CRLF that the next read completes
+                data = data[:-1]
+                self._held_cr = True
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        *blocks, self._pending = (self._pending + data).split(b"\n\n")
+        events = []
+        for block in blocks:
+            name = None
+            lines = []
+            for line in block.split(b"\n"):
+                if line.startswith(b"data:"):
+                    lines.append(line[6:] if line[5:6] == b" " else line[5:])
+                elif line.startswith(b"event:"):
+                    name = line[7:] if line[6:7] == b" " else line[6:]
+                # comments (": ping"), id: and retry: lines are not needed here
+            if lines:
+                events.append((name, b"\n".join(lines)))
+        return events
+
+    def finish(self) -> list[tuple[bytes | None, bytes]]:
+        """At the end of the body: a CR held back is a line ending after all."""
+        if not self._held_cr:
+            return []
+        self._held_cr = False
+        return self.feed(b"\n")
+
+    @property
+    def leftover(self) -> bytes:
+        return self._pending.strip()
+
+
+class _RelayEvents:
+    """The service's contract: start, delta..., end, [DONE]; nothing after [DONE]."""
+
+    __slots__ = ("result", "state")
+
+    def __init__(self, result: Result) -> None:
+        self.result = result
+        self.state = 0  # 0: before start, 1: deltas, 2: after end, 3: after [DONE]
+
+    def take(self, name: bytes | None, data: bytes, now: float) -> None:
+        if self.state == 3:
+            raise ProtocolError(f"event after [DONE]: {name!r}")
+        if name == b"delta":
+            payload = orjson.loads(data)
+            if self.state != 1 or payload["type"] != "delta":
+                raise ProtocolError(f"delta out of order or mistyped: {data[:80]!r}")
+            self.result.token_times.append(now)
+            self.result.texts.append(payload["text"])
+        elif name is None and data == b"[DONE]":
+            if self.state != 2:
+                raise ProtocolError("[DONE] before the end event")
+            self.state = 3
+            self.result.done = True
+        elif name == b"start":
+            if self.state != 0 or orjson.loads(data)["type"] != "start":
+                raise ProtocolError("start event out of order or mistyped")
+            self.state = 1
+        elif name == b"end":
+            payload = orjson.loads(data)
+            if self.state != 1 or payload["type"] != "end":
+                raise ProtocolError("end event out of order or mistyped")
+            self.state = 2
+            self.result.output_tokens = payload["usage"]["output_tokens"]
+        elif name == b"error":
+            raise ProtocolError(f"error event: {data[:200].decode(errors='replace')}")
+        else:
+            raise ProtocolError(f"unexpected event {name!r}: {data[:80]!r}")
+
+
+class _AnthropicEvents:
+    """Anthropic's stream: text from content_block_delta / text_delta, the end at message_stop."""
+
+    __slots__ = ("result",)
+
+    def __init__(self, result: Result) -> None:
+        self.result = result
+
+    def take(self, name: bytes | None, data: bytes, now: float) -> None:
+        if self.result.done:
+            raise ProtocolError(f"event after message_stop: {name!r}")
+        if name == b"content_block_delta":
+            delta = orjson.loads(data)["delta"]
+            if delta["type"] == "text_delta":
+                self.result.token_times.append(now)
+                self.result.texts.append(delta["text"])
+        elif name == b"message_delta":
+            self.result.output_tokens = orjson.loads(data)["usage"]["output_tokens"]
+        elif name == b"message_stop":
+            self.result.done = True
+        elif name == b"error":
+            raise ProtocolError(f"error event: {data[:200].decode(errors='replace')}")
+
+
+def _parse_head(head: bytes) -> tuple[int, dict[bytes, bytes]]:
+    status_line, *lines = head.split(b"\r\n")
+    parts = status_line.split(b" ", 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
+        raise ProtocolError(f"bad status line {status_line[:80]!r}")
     headers = {}
-    for line in lines[1:]:
-        if ":" in line:
-            name, value = line.split(":", 1)
+    for line in lines:
+        name, sep, value = line.partition(b":")
+        if sep:
             headers[name.strip().lower()] = value.strip()
-    return int(lines[0].split(" ", 2)[1]), headers
+    return int(parts[1]), headers
 
 
-async def _body_chunks(reader: asyncio.StreamReader, headers: dict[str, str]):  # type: ignore[no-untyped-def]
-    if headers.get("transfer-encoding") == "chunked":
-        while True:
-            size = int((await reader.readuntil(b"\r\n"))[:-2].split(b";")[0], 16)
-            if size == 0:
-                await reader.readuntil(b"\r\n")
-                return
-            yield await reader.readexactly(size)
-            await reader.readexactly(2)
-    elif "content-length" in headers:
-        yield await reader.readexactly(int(headers["content-length"]))
+def _json_body(target: Target, raw: bytes, result: Result) -> None:
+    message = orjson.loads(raw)
+    if target.kind == RELAY:
+        if set(message) != RELAY_JSON_KEYS or message["role"] != "assistant":
+            raise ProtocolError(f"unexpected JSON shape: keys {sorted(message)}")
+        result.texts.append(message["content"])
     else:
-        while chunk := await reader.read(65536):
-            yield chunk
+        result.texts.append("".join(block["text"] for block in message["content"] if block["type"] == "text"))
+    result.output_tokens = message["usage"]["output_tokens"]
+    result.done = True
 
 
-def _events(buffer: bytes) -> tuple[list[tuple[bytes | None, bytes]], bytes]:
-    """Complete events in the buffer (any SSE line ending), and what is left over."""
-    if b"\r" in buffer:
-        buffer = buffer.replace(b"\r\n", b"\n")
-    *blocks, rest = buffer.split(b"\n\n")
-    events = []
-    for block in blocks:
-        name, data = None, []
-        for line in block.split(b"\n"):
-            if line.startswith(b"event:"):
-                name = line[6:].strip()
-            elif line.startswith(b"data:"):
-                data.append(line[5:].removeprefix(b" "))
-        if data:
-            events.append((name, b"\n".join(data)))
-    return events, rest
-
-
-async def request(target: Target, stream: bool, outcome: Outcome | None = None) -> Outcome:
-    """One request; `outcome` may be given to watch it while it runs."""
-    outcome = outcome or Outcome()
-    writer = None
+async def request(
+    target: Target,
+    stream: bool,
+    result: Result | None = None,
+    *,
+    timeout_s: float = 60.0,
+    on_first_token: Callable[[], None] | None = None,
+) -> Result:
+    """One request; `result` may be passed in to watch it while it runs. Never raises: a failure
+    is recorded in `result.error`."""
+    result = Result() if result is None else result
+    writer: asyncio.StreamWriter | None = None
     try:
-        reader, writer = await asyncio.open_connection(target.host, target.port, limit=1 << 20)
-        body = target.body(stream)
-        outcome.started = time.perf_counter()
-        writer.write(
-            b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nx-api-key: bench\r\n"
-            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
-            % (target.path.encode(), target.host.encode(), len(body), body)
-        )
-        outcome.status, headers = await _read_head(reader)
-        if outcome.status != 200:
-            outcome.error = f"HTTP {outcome.status}"
-            return outcome
-        if not stream:
-            raw = b"".join([chunk async for chunk in _body_chunks(reader, headers)])
-            outcome.token_times.append(time.perf_counter())
-            message = orjson.loads(raw)
-            content = message["content"]
-            outcome.text.append(content if isinstance(content, str) else content[0]["text"])
-            outcome.done = True
-            return outcome
-        delta = b"delta" if target.kind == "relay" else b"content_block_delta"
-        buffer = b""
-        async for chunk in _body_chunks(reader, headers):
-            now = time.perf_counter()
-            events, buffer = _events(buffer + chunk)
-            for name, data in events:
-                if name == delta:
-                    payload = orjson.loads(data)
-                    outcome.token_times.append(now)
-                    outcome.text.append(
-                        payload["text"] if target.kind == "relay" else payload["delta"]["text"]
+        async with asyncio.timeout(timeout_s):
+            result.started = time.perf_counter()
+            reader, writer = await asyncio.open_connection(target.host, target.port)
+            writer.write(target.request_bytes(stream))
+            buf = b""
+            now = 0.0
+            while (end := buf.find(b"\r\n\r\n")) < 0:
+                data = await reader.read(READ_SIZE)
+                if not data:
+                    raise ProtocolError("connection closed before the response head")
+                now = time.perf_counter()
+                buf += data
+            result.status, headers = _parse_head(buf[:end])
+            body = buf[end + 4 :]
+            chunked = headers.get(b"transfer-encoding", b"").lower() == b"chunked"
+            length = None if chunked else headers.get(b"content-length")
+            left = int(length) if length is not None else -1
+            dechunker = _Dechunker() if chunked else None
+
+            def complete() -> bool:
+                return dechunker.finished if dechunker is not None else left == 0
+
+            if result.status != 200 or not stream:
+                raw = []
+                while True:
+                    if dechunker is not None:
+                        body = dechunker.feed(body)
+                    elif left >= 0:
+                        body = body[:left]
+                        left -= len(body)
+                    raw.append(body)
+                    if complete():
+                        break
+                    body = await reader.read(READ_SIZE)
+                    if not body:
+                        if length is None and dechunker is None:
+                            break  # a read-to-close body
+                        raise ProtocolError("connection closed inside the body")
+                result.token_times.append(time.perf_counter())
+                if result.status != 200:
+                    raise ProtocolError(
+                        f"HTTP {result.status}: {b''.join(raw)[:300].decode(errors='replace')}"
                     )
-                elif data == b"[DONE]" or name == b"message_stop":
-                    outcome.done = True
-                elif name == b"error":
-                    outcome.error = data.decode()
-        return outcome
-    except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-        outcome.error = f"{type(exc).__name__}: {exc}"
-        return outcome
+                _json_body(target, b"".join(raw), result)
+                return result
+
+            sse = _SseParser()
+            events = _RelayEvents(result) if target.kind == RELAY else _AnthropicEvents(result)
+            take = events.take
+            first_seen = False
+            while True:
+                if dechunker is not None:
+                    body = dechunker.feed(body)
+                elif left >= 0:
+                    body = body[:left]
+                    left -= len(body)
+                for name, data in sse.feed(body):
+                    take(name, data, now)
+                if on_first_token is not None and not first_seen and result.token_times:
+                    first_seen = True
+                    on_first_token()
+                if complete():
+                    break
+                body = await reader.read(READ_SIZE)
+                now = time.perf_counter()
+                if not body:
+                    if length is None and dechunker is None:
+                        break  # a read-to-close body
+                    raise ProtocolError("connection closed inside the body")
+            for name, data in sse.finish():
+                take(name, data, now)
+            if sse.leftover:
+                raise ProtocolError(f"body ended inside an event: {sse.leftover[:80]!r}")
+            if not result.done:
+                raise ProtocolError("stream ended without its final event")
+            return result
+    except TimeoutError:
+        result.error = f"no complete answer within {timeout_s:.0f} s"
+        return result
+    except (OSError, ProtocolError, asyncio.IncompleteReadError, ValueError, KeyError, TypeError) as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+        return result
     finally:
+        result.finished = time.perf_counter()
         if writer is not None:
             writer.close()
+
+
+def selfcheck() -> None:
+    """The parsers against a response split at every byte: chunked encoding, CRLF, CR and LF
+    line endings, comments, an event split across chunks. Raises AssertionError if one is wrong."""
+    texts = ['He said "hi"', "back\\slash", "\n", " café 日本語 🙂 e\u0301", "  "]
+    for sep in (b"\n", b"\r\n", b"\r"):
+        events = [b": ping", b"event: start" + sep + b'data: {"type":"start","id":"m","model":"x"}']
+        events += [
+            b"event: delta" + sep + b"data: " + orjson.dumps({"type": "delta", "text": text})
+            for text in texts
+        ]
+        events += [
+            b'event: end\ndata: {"type":"end","stop_reason":"end_turn","usage":{"output_tokens":5}}'.replace(
+                b"\n", sep
+            ),
+            b"data: [DONE]",
+        ]
+        stream = b"".join(event + sep + sep for event in events)
+        wire = b"".join(
+            b"%x\r\n%s\r\n" % (len(part), part) for part in (stream[:7], stream[7:40], stream[40:])
+        )
+        wire += b"0\r\n\r\n"
+        for cut in range(len(wire)):
+            result = Result()
+            dechunker, sse, relay = _Dechunker(), _SseParser(), _RelayEvents(result)
+            for piece in (wire[:cut], wire[cut:]):
+                for name, data in sse.feed(dechunker.feed(piece)):
+                    relay.take(name, data, 0.0)
+            for name, data in sse.finish():
+                relay.take(name, data, 0.0)
+            assert dechunker.finished, (sep, cut)
+            assert not sse.leftover, (sep, cut)
+            assert result.texts == texts, (sep, cut, result)
+            assert result.done, (sep, cut)
+            assert result.output_tokens == 5, (sep, cut)
 
 
 async def run_load(
@@ -159,33 +407,24 @@ async def run_load(
     concurrency: int,
     total: int,
     deadline_s: float,
-    on_progress: Callable[[Outcome], Awaitable[None]] | None = None,
-) -> list[Outcome]:
-    """`total` requests, `concurrency` at a time; stops starting new ones after `deadline_s`."""
-    outcomes: list[Outcome] = []
+    stagger_s: float = 0.0,
+    timeout_s: float = 60.0,
+) -> list[Result]:
+    """`total` requests, `concurrency` at a time (a closed loop: each worker starts its next
+    request when the last one ends). With `stagger_s`, worker i starts i × stagger_s / concurrency
+    late, so that arrivals are spread as in steady traffic instead of coming in one burst. Stops
+    starting new requests after `deadline_s`."""
+    results: list[Result] = []
     remaining = total
     stop_at = time.monotonic() + deadline_s
 
-    async def worker() -> None:
+    async def worker(index: int) -> None:
         nonlocal remaining
+        if stagger_s:
+            await asyncio.sleep(index * stagger_s / concurrency)
         while remaining > 0 and time.monotonic() < stop_at:
             remaining -= 1
-            outcome = await request(target, stream)
-            outcomes.append(outcome)
-            if on_progress is not None:
-                await on_progress(outcome)
+            results.append(await request(target, stream, timeout_s=timeout_s))
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return outcomes
-
-
-async def post_json(port: int, path: str, payload: dict[str, object]) -> int:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    body = orjson.dumps(payload)
-    writer.write(
-        b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-        b"Connection: close\r\n\r\n%s" % (path.encode(), len(body), body)
-    )
-    status, _ = await _read_head(reader)
-    writer.close()
-    return status
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    return results

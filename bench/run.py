@@ -1,37 +1,54 @@
 """The benchmark: the service beside a tutorial-style reference relay and the floor, in one run.
 
-    uv run --group bench python -m bench.run            # full run, writes docs/benchmarks.md
+    uv run --group bench python -m bench.run            # full run: docs/benchmarks.md, its plot
     uv run --group bench python -m bench.run --smoke    # a few requests per scenario, checks only
 
-Each relay runs as one uvicorn worker pinned to core 0; the fake Anthropic API and this load
-generator share core 1; everything talks over 127.0.0.1. Relay CPU comes from /proc/PID/stat,
-memory from /proc/PID/statm. Every request is checked (token count, exact text, `[DONE]`); one
-wrong or failed request makes the run fail instead of producing figures.
+Layout (2 cores): each relay is ONE uvicorn worker (uvloop, httptools) started with
+`taskset -c 0`; this process is pinned to core 1 and runs, on one uvloop event loop, both the load
+generator and the fake Anthropic API from the tests (in-process: the fake's reply is switched per
+scenario without a restart, and its CPU is counted with the load generator's, so every phase
+records how busy core 1 was). The floor is the load generator straight against the fake. All
+traffic is on 127.0.0.1. Relay CPU is utime+stime from /proc/PID/stat around each phase, memory
+RSS from /proc/PID/statm.
+
+Every request is checked: status, the event order (start, delta..., end, [DONE], nothing after),
+token count, the exact text the fake sent, and the usage it reported. One wrong or failed request
+makes the run fail (exit status 1) and no figures are written.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import math
 import os
 import platform
 import resource
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from dataclasses import dataclass
-from importlib.metadata import version
+from dataclasses import asdict, dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
-from bench.loadgen import Outcome, Target, post_json, request, run_load
-from tests.fakes.anthropic_api import default_tokens
+from bench.loadgen import ANTHROPIC, RELAY, Result, Target, request, run_load, selfcheck
+from tests.fakes.anthropic_api import FakeAnthropic, Reply, default_tokens
 
 ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = ROOT / "bench" / "results"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
-RELAY_CORE, LOAD_CORE = "0", "1"
+# The first two cores this process may use: the relay under test on one, the load on the other.
+_CORES = sorted(os.sched_getaffinity(0))
+RELAY_CORE, LOAD_CORE = (_CORES[0], _CORES[1]) if len(_CORES) >= 2 else (_CORES[0], _CORES[0])
+FD_LIMIT = 65536
+MODEL = "claude-sonnet-4-5"
 
 
 @dataclass(frozen=True)
@@ -42,22 +59,77 @@ class Scenario:
     concurrency: int
     total: int
     stream: bool = True
+    staggered: bool = False  # first requests spread over one stream's length, not one burst
+    all_open: bool = False  # D: every stream opened at once; memory measured while all are open
+    timeout_s: float = 60.0
+
+    @property
+    def stream_s(self) -> float:
+        return max(self.tokens - 1, 0) * self.interval_ms / 1000
 
 
 FULL = [
-    Scenario("A", tokens=200, interval_ms=0, concurrency=50, total=150),
-    Scenario("B50", tokens=100, interval_ms=20, concurrency=50, total=100),
-    Scenario("B100", tokens=100, interval_ms=20, concurrency=100, total=200),
-    Scenario("B200", tokens=100, interval_ms=20, concurrency=200, total=400),
+    # D first, on relays that have only been warmed up: the RSS grown by a previous phase's
+    # streams would otherwise be reused and hide part of the cost of an open stream.
+    Scenario("D", tokens=12, interval_ms=1000, concurrency=1000, total=1000, all_open=True, timeout_s=90),
+    Scenario("A", tokens=200, interval_ms=0, concurrency=50, total=300),
+    Scenario("B50", tokens=100, interval_ms=20, concurrency=50, total=200, staggered=True),
+    Scenario("B100", tokens=100, interval_ms=20, concurrency=100, total=300, staggered=True),
+    Scenario("B200", tokens=100, interval_ms=20, concurrency=200, total=600, staggered=True),
+    # The same with every worker starting at the same instant, as this benchmark's first version
+    # did: each round begins with a burst of 50..200 new requests.
+    Scenario("B50-burst", tokens=100, interval_ms=20, concurrency=50, total=100),
+    Scenario("B100-burst", tokens=100, interval_ms=20, concurrency=100, total=200),
+    Scenario("B200-burst", tokens=100, interval_ms=20, concurrency=200, total=400),
     Scenario("C", tokens=50, interval_ms=0, concurrency=50, total=1500, stream=False),
-    Scenario("D", tokens=20, interval_ms=250, concurrency=1000, total=1000),
 ]
 SMOKE = [
-    Scenario("A", tokens=200, interval_ms=0, concurrency=3, total=3),
-    Scenario("B50", tokens=100, interval_ms=20, concurrency=3, total=3),
-    Scenario("C", tokens=50, interval_ms=0, concurrency=3, total=3, stream=False),
-    Scenario("D", tokens=20, interval_ms=50, concurrency=20, total=20),
+    Scenario("D", tokens=5, interval_ms=100, concurrency=20, total=20, all_open=True, timeout_s=20),
+    Scenario("A", tokens=200, interval_ms=0, concurrency=3, total=3, timeout_s=20),
+    Scenario("B50", tokens=20, interval_ms=20, concurrency=3, total=3, staggered=True, timeout_s=20),
+    Scenario("C", tokens=50, interval_ms=0, concurrency=3, total=3, stream=False, timeout_s=20),
 ]
+WARMUP = Scenario("warm-up", tokens=50, interval_ms=0, concurrency=10, total=20)
+
+
+class BenchFailed(Exception):
+    pass
+
+
+# -- /proc -----------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime, all threads
+
+
+def rss_kib(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_KIB
+
+
+def own_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def runtime_of(pid: int) -> dict[str, Any]:
+    """What the relay process really runs with: its cores, and whether uvloop/httptools are loaded."""
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    status = Path(f"/proc/{pid}/status").read_text()
+    cores = next(
+        line.split(":", 1)[1].strip() for line in status.splitlines() if line.startswith("Cpus_allowed_list")
+    )
+    threads = next(int(line.split(":", 1)[1]) for line in status.splitlines() if line.startswith("Threads"))
+    return {
+        "cores": cores,
+        "threads": threads,
+        "uvloop": "/uvloop/" in maps,
+        "httptools": "/httptools/" in maps,
+    }
+
+
+# -- processes -------------------------------------------------------------------------------
 
 
 def free_port() -> int:
@@ -66,242 +138,391 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+def raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = FD_LIMIT if hard == resource.RLIM_INFINITY else min(hard, FD_LIMIT)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))  # the relays inherit it
 
 
-def rss_kib(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_KIB
+class Relays:
+    """The relay processes this run started, each stopped by its own PID."""
 
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
-class Processes:
     def __init__(self, logs: Path) -> None:
         self.logs = logs
-        self.started: list[subprocess.Popen[bytes]] = []
+        self.workdir = Path(tempfile.mkdtemp(prefix="bench-cwd-"))  # away from any developer's .env
+        self.started: dict[str, asyncio.subprocess.Process] = {}
 
-    def start(
-        self, name: str, argv: list[str], core: str, env: dict[str, str], port: int
-    ) -> subprocess.Popen[bytes]:
+    async def start(self, name: str, app: str, port: int, env: dict[str, str]) -> int:
+        clean = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("ANTHROPIC_", "CHAT_", "WEB_CONCURRENCY"))
+        }
         log = (self.logs / f"{name}.log").open("wb")
-        process = subprocess.Popen(
-            ["taskset", "-c", core, *argv],
-            env={**os.environ, **env},
+        argv = ["taskset", "-c", str(RELAY_CORE), sys.executable, "-m", "uvicorn", app]
+        argv += ["--host", "127.0.0.1", "--port", str(port), "--backlog", "4096"]
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            env={**clean, "PYTHONPATH": str(ROOT), **env},
+            cwd=self.workdir,
             stdout=log,
             stderr=subprocess.STDOUT,
-            cwd=ROOT,
         )
-        self.started.append(process)
+        log.close()
+        self.started[name] = process
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"{name} exited: see {log.name}")
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    return process
-            time.sleep(0.1)
-        raise RuntimeError(f"{name} did not listen on {port}")
-
-    def stop(self) -> None:
-        for process in self.started:
-            process.terminate()
-        for process in self.started:
+            if process.returncode is not None:
+                raise BenchFailed(
+                    f"{name} exited with {process.returncode}: see {self.logs / (name + '.log')}"
+                )
             try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                return process.pid
+            except OSError:
+                await asyncio.sleep(0.1)
+        raise BenchFailed(f"{name} did not listen on port {port} within 30 s")
+
+    def check_alive(self) -> None:
+        for name, process in self.started.items():
+            if process.returncode is not None:
+                raise BenchFailed(f"{name} exited during the run with {process.returncode}")
+
+    async def stop(self) -> None:
+        for process in self.started.values():
+            if process.returncode is None:
+                process.terminate()
+        for process in self.started.values():
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
                 process.kill()
+                await process.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def check(target: str, scenario: Scenario, outcomes: list[Outcome]) -> list[str]:
+# -- measuring ---------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest rank."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def check(target: str, scenario: Scenario, results: list[Result]) -> list[str]:
     expected = "".join(default_tokens(scenario.tokens))
     problems = []
-    for outcome in outcomes:
-        if outcome.error or outcome.status != 200 or not outcome.done:
-            problems.append(
-                f"{target} {scenario.name}: status {outcome.status}, done {outcome.done}, {outcome.error}"
+    if len(results) != scenario.total:
+        problems.append(f"{target} {scenario.name}: {len(results)} of {scenario.total} requests ran")
+    for i, result in enumerate(results):
+        where = f"{target} {scenario.name} #{i}"
+        if result.error is not None or result.status != 200:
+            problems.append(f"{where}: status {result.status}, {result.error}")
+        elif not result.done:
+            problems.append(f"{where}: did not end with [DONE]")
+        elif scenario.stream and len(result.texts) != scenario.tokens:
+            problems.append(f"{where}: {len(result.texts)} tokens, the fake sent {scenario.tokens}")
+        elif result.text != expected:
+            at = next(
+                (i for i, (a, b) in enumerate(zip(result.text, expected, strict=False)) if a != b),
+                min(len(result.text), len(expected)),
             )
-        elif scenario.stream and len(outcome.text) != scenario.tokens:
             problems.append(
-                f"{target} {scenario.name}: {len(outcome.text)} tokens, expected {scenario.tokens}"
+                f"{where}: text differs from what the fake sent at character {at}: "
+                f"{result.text[max(0, at - 10) : at + 20]!r}, expected {expected[max(0, at - 10) : at + 20]!r}"
             )
-        elif "".join(outcome.text) != expected:
-            problems.append(f"{target} {scenario.name}: text differs from what the fake sent")
-    if len(outcomes) != scenario.total:
-        problems.append(f"{target} {scenario.name}: {len(outcomes)} of {scenario.total} requests ran")
+        elif result.output_tokens != scenario.tokens:
+            problems.append(
+                f"{where}: usage says {result.output_tokens} output tokens, not {scenario.tokens}"
+            )
     return problems
+
+
+async def open_all(
+    target: Target, scenario: Scenario, pid: int | None
+) -> tuple[list[Result], dict[str, float]]:
+    """Scenario D: every stream opened at once; RSS read when all have their first token and
+    none has ended."""
+    n = scenario.total
+    results = [Result() for _ in range(n)]
+    firsts = 0
+    all_first = asyncio.Event()
+
+    def first_token() -> None:
+        nonlocal firsts
+        firsts += 1
+        if firsts == n:
+            all_first.set()
+
+    started = time.perf_counter()
+    everything = asyncio.gather(
+        *(request(target, True, r, timeout_s=scenario.timeout_s, on_first_token=first_token) for r in results)
+    )
+    waiter = asyncio.ensure_future(all_first.wait())
+    await asyncio.wait([waiter, everything], timeout=scenario.timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    figures: dict[str, float] = {}
+    if all_first.is_set():
+        figures["all_first_token_s"] = time.perf_counter() - started
+        figures["open_when_measured"] = sum(1 for r in results if r.token_times and not r.finished)
+        if pid is not None:
+            figures["rss_open_kib"] = rss_kib(pid)
+    waiter.cancel()
+    await everything
+    return results, figures
 
 
 async def measure(
     target: Target, pid: int | None, scenario: Scenario
-) -> tuple[dict[str, float], list[Outcome]]:
+) -> tuple[dict[str, float], list[Result]]:
     cpu_before = cpu_seconds(pid) if pid else 0.0
     rss_before = rss_kib(pid) if pid else 0
+    load_before = own_cpu_seconds()
     started = time.perf_counter()
-    result: dict[str, float] = {}
-    if scenario.name.startswith("D"):
-        outcomes = [Outcome() for _ in range(scenario.total)]
-        tasks = [asyncio.ensure_future(request(target, True, outcome)) for outcome in outcomes]
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not all(o.token_times or o.error for o in outcomes):  # noqa: ASYNC110
-            await asyncio.sleep(0.01)  # polling keeps the per-token path of the load generator free of hooks
-        result["all_first_token_s"] = time.perf_counter() - started
-        if pid:
-            result["kib_per_stream"] = (rss_kib(pid) - rss_before) / scenario.total
-        await asyncio.gather(*tasks)
+    figures: dict[str, float] = {}
+    if scenario.all_open:
+        results, figures = await open_all(target, scenario, pid)
     else:
-        outcomes = await run_load(
+        results = await run_load(
             target,
             stream=scenario.stream,
             concurrency=scenario.concurrency,
             total=scenario.total,
-            deadline_s=120,
+            deadline_s=180,
+            stagger_s=scenario.stream_s if scenario.staggered else 0.0,
+            timeout_s=scenario.timeout_s,
         )
     wall = time.perf_counter() - started
-    tokens = sum(len(o.text) for o in outcomes) if scenario.stream else len(outcomes) * scenario.tokens
-    ttfts = [o.ttft for o in outcomes if o.ttft is not None]
-    gaps = [gap for o in outcomes for gap in o.gaps]
-    result |= {
+    ok = [r for r in results if r.error is None]
+    tokens = sum(len(r.texts) for r in ok) if scenario.stream else len(ok) * scenario.tokens
+    ttfts = [t for r in ok if (t := r.ttft) is not None]
+    gaps = [gap for r in ok for gap in r.gaps]
+    figures |= {
         "wall_s": wall,
-        "requests": len(outcomes),
+        "requests": len(results),
+        "tokens": tokens,
         "tokens_per_s": tokens / wall,
-        "requests_per_s": len(outcomes) / wall,
-        "ttft_p50_ms": percentile(ttfts, 50) * 1000,
-        "ttft_p99_ms": percentile(ttfts, 99) * 1000,
-        "gap_p99_ms": percentile(gaps, 99) * 1000,
+        "requests_per_s": len(results) / wall,
+        "load_side_cpu_pct": 100 * (own_cpu_seconds() - load_before) / wall,
     }
+    for name, values in (("ttft", ttfts), ("gap", gaps if scenario.stream else [])):
+        for q in (50, 99):
+            if (value := percentile(values, q)) is not None:
+                figures[f"{name}_p{q}_ms"] = value * 1000
     if pid:
         cpu = cpu_seconds(pid) - cpu_before
-        result["cpu_us_per_token"] = cpu * 1e6 / max(tokens, 1)
-        result["cpu_us_per_request"] = cpu * 1e6 / max(len(outcomes), 1)
-        result["cpu_s"] = cpu
-    return result, outcomes
+        figures |= {
+            "cpu_s": cpu,
+            "cpu_pct": 100 * cpu / wall,
+            "cpu_us_per_token": cpu * 1e6 / max(tokens, 1),
+            "cpu_us_per_request": cpu * 1e6 / max(len(results), 1),
+            "rss_before_kib": rss_before,
+            "rss_after_kib": rss_kib(pid),
+        }
+        if "rss_open_kib" in figures:
+            figures["kib_per_stream"] = (figures["rss_open_kib"] - rss_before) / scenario.total
+    return figures, results
 
 
-async def run(scenarios: list[Scenario], logs: Path) -> dict[str, dict[str, dict[str, float]]]:
-    fake_port, service_port, reference_port = free_port(), free_port(), free_port()
-    processes = Processes(logs)
-    relay_env = {
-        "ANTHROPIC_API_KEY": "bench-key",
-        "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{fake_port}",
-        "CHAT_MODEL": "claude-sonnet-4-5",
-        "CHAT_LOG_FORMAT": "json",
-    }
+def set_reply(fake: FakeAnthropic, scenario: Scenario) -> None:
+    fake.default = Reply.text(default_tokens(scenario.tokens), interval=scenario.interval_ms / 1000)
+
+
+def show(scenario: str, target: str, figures: dict[str, float]) -> None:
+    keys = ("tokens_per_s", "requests_per_s", "ttft_p50_ms", "ttft_p99_ms", "gap_p99_ms")
+    keys += ("cpu_us_per_token", "cpu_us_per_request", "cpu_pct", "load_side_cpu_pct")
+    keys += ("kib_per_stream", "all_first_token_s", "open_when_measured")
+    shown = " ".join(f"{k}={figures[k]:,.1f}" for k in keys if k in figures)
+    print(f"{scenario:7} {target:9} {shown}", flush=True)
+
+
+def _quiet_cancellations(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    # A failed run tears down with streams in flight; their cancellation is not news.
+    if not isinstance(context.get("exception"), asyncio.CancelledError):
+        loop.default_exception_handler(context)
+
+
+async def run(scenarios: list[Scenario], logs: Path) -> dict[str, Any]:
+    asyncio.get_running_loop().set_exception_handler(_quiet_cancellations)
+    fake = FakeAnthropic("127.0.0.1", 0, record=0)
+    server = await fake.serve()
+    relays = Relays(logs)
     try:
-        processes.start(
-            "fake",
-            [sys.executable, "tests/fakes/anthropic_api.py", "--port", str(fake_port)],
-            LOAD_CORE,
-            {},
-            fake_port,
-        )
-        uvicorn = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--backlog", "4096"]
-        service = processes.start(
-            "service",
-            [*uvicorn, "--port", str(service_port), "app.main:app"],
-            RELAY_CORE,
-            relay_env,
-            service_port,
-        )
-        reference = processes.start(
-            "reference",
-            [*uvicorn, "--port", str(reference_port), "bench.reference_relay:app"],
-            RELAY_CORE,
-            relay_env,
-            reference_port,
-        )
-        targets = [
-            (Target("floor", fake_port, "anthropic"), None),
-            (Target("reference", reference_port, "relay"), reference.pid),
-            (Target("service", service_port, "relay"), service.pid),
+        env = {
+            "ANTHROPIC_API_KEY": "bench-key",
+            "ANTHROPIC_BASE_URL": fake.url,
+            "CHAT_MODEL": MODEL,
+            "CHAT_LOG_FORMAT": "json",
+        }
+        service_port, reference_port = free_port(), free_port()
+        reference_pid = await relays.start("reference", "bench.reference_relay:app", reference_port, env)
+        service_pid = await relays.start("service", "app.main:app", service_port, env)
+        targets: list[tuple[Target, int | None]] = [
+            (Target("floor", fake.port, ANTHROPIC), None),
+            (Target("reference", reference_port, RELAY), reference_pid),
+            (Target("service", service_port, RELAY), service_pid),
         ]
-        results: dict[str, dict[str, dict[str, float]]] = {}
         problems: list[str] = []
+        set_reply(fake, WARMUP)
+        for target, _ in targets:
+            for stream in (True, False):
+                warm = await run_load(
+                    target, stream=stream, concurrency=WARMUP.concurrency, total=WARMUP.total, deadline_s=60
+                )
+                problems += check(target.name, WARMUP if stream else _non_streaming(WARMUP), warm)
+        if problems:
+            raise BenchFailed("\n".join(["warm-up requests failed:", *problems[:20]]))
+        runtime = {"service": runtime_of(service_pid), "reference": runtime_of(reference_pid)}
+        print(f"relays: {runtime}", flush=True)
+
+        results: dict[str, dict[str, dict[str, float]]] = {}
         for scenario in scenarios:
-            await post_json(
-                fake_port, "/_fake/default", {"tokens": scenario.tokens, "interval_ms": scenario.interval_ms}
-            )
+            set_reply(fake, scenario)
             for target, pid in targets:
-                if scenario.name.startswith("D") and pid is None:
-                    continue  # memory is a relay's figure
-                await run_load(
-                    target, stream=scenario.stream, concurrency=5, total=10, deadline_s=30
-                )  # warm-up
+                await asyncio.sleep(0.5)  # let the last phase's connections close
+                relays.check_alive()
                 figures, outcomes = await measure(target, pid, scenario)
                 problems += check(target.name, scenario, outcomes)
+                if scenario.all_open and figures.get("open_when_measured", 0) != scenario.total:
+                    problems.append(
+                        f"{target.name} {scenario.name}: only {figures.get('open_when_measured', 0):.0f} of "
+                        f"{scenario.total} streams were open with a first token at once; pace them slower"
+                    )
                 results.setdefault(scenario.name, {})[target.name] = figures
-                print(
-                    f"{scenario.name:5} {target.name:9} "
-                    + " ".join(f"{k}={v:.1f}" for k, v in figures.items()),
-                    flush=True,
-                )
+                show(scenario.name, target.name, figures)
+        relays.check_alive()
         if problems:
-            print("\n".join(["INCORRECT REQUESTS (not a result):", *problems[:20]]), file=sys.stderr)
-            raise SystemExit(1)
-        return results
+            raise BenchFailed(
+                "\n".join([f"{len(problems)} incorrect or failed requests (not a result):", *problems[:30]])
+            )
+        return {"results": results, "relays": runtime, "service_log": _log_summary(logs / "service.log")}
     finally:
-        processes.stop()
+        await relays.stop()  # first, so that the relays' pooled connections to the fake close
+        server.close()
+        await asyncio.sleep(0.1)
+
+
+def _non_streaming(scenario: Scenario) -> Scenario:
+    return Scenario(
+        scenario.name, scenario.tokens, scenario.interval_ms, scenario.concurrency, scenario.total, False
+    )
+
+
+def _log_summary(path: Path) -> dict[str, int]:
+    """The service's log, as a check that the product really ran with everything on."""
+    counts = {"request_lines": 0, "with_request_id": 0, "warnings_or_errors": 0, "retries": 0}
+    with path.open(encoding="utf-8", errors="replace") as log:
+        for line in log:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("event") == "request":
+                counts["request_lines"] += 1
+                counts["with_request_id"] += bool(entry.get("request_id"))
+            if entry.get("level") in ("warning", "error", "critical"):
+                counts["warnings_or_errors"] += 1
+            if entry.get("event") == "upstream_retry":
+                counts["retries"] += 1
+    return counts
 
 
 def machine() -> dict[str, str]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        "?",
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = next(
+        (line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")), "?"
     )
-    packages = [
+    info = {
+        "cpu": f"{model}, {os.cpu_count()} cores",
+        "kernel": platform.release(),
+        "os": platform.platform(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+    }
+    for package in (
         "anthropic",
         "fastapi",
         "starlette",
+        "pydantic",
         "uvicorn",
         "uvloop",
         "httptools",
+        "httpx",
+        "httpx2",
         "aiohttp",
-        "sse-starlette",
         "orjson",
-    ]
-    return {
-        "cpu": f"{cpu}, {os.cpu_count()} cores",
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        **{name: version(name) for name in packages},
-    }
+        "structlog",
+        "tenacity",
+        "sse-starlette",
+        "matplotlib",
+    ):
+        with contextlib.suppress(PackageNotFoundError):
+            info[package] = version(package)
+    return info
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--smoke", action="store_true", help="a few requests per scenario, correctness only")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
-    args = parser.parse_args()
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument(
+        "--smoke", action="store_true", help="a few requests per scenario, checks only; writes no docs"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "docs" / "benchmarks.md", help="the report (full run)"
+    )
+    args = parser.parse_args(argv)
 
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))  # inherited by the relays
-    os.sched_setaffinity(0, {int(LOAD_CORE)})
-    results_dir = ROOT / "bench" / "results"
-    results_dir.mkdir(parents=True, exist_ok=True)
+    if len(_CORES) < 2:
+        print("bench: needs 2 cores (relay on core 0, load generator and fake on core 1)", file=sys.stderr)
+        return 2
+    raise_fd_limit()
+    os.sched_setaffinity(0, {LOAD_CORE})
+    selfcheck()
+    scenarios = SMOKE if args.smoke else FULL
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    logs = Path(tempfile.mkdtemp(prefix="bench-smoke-")) if args.smoke else RESULTS_DIR
+
+    import uvloop
 
     started = time.monotonic()
-    results = asyncio.run(run(SMOKE if args.smoke else FULL, results_dir))
-    print(f"bench: all requests correct ({time.monotonic() - started:.0f} s)")
+    limit = 120 if args.smoke else 900
+
+    async def bounded() -> dict[str, Any]:
+        async with asyncio.timeout(limit):
+            return await run(scenarios, logs)
+
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            outcome = runner.run(bounded())
+    except (BenchFailed, TimeoutError) as exc:
+        reason = str(exc) or f"did not finish within {limit} s"
+        print(f"bench: FAILED after {time.monotonic() - started:.0f} s: {reason}", file=sys.stderr)
+        print(f"bench: relay logs in {logs}", file=sys.stderr)
+        return 1
+    elapsed = time.monotonic() - started
+    print(f"bench: all requests correct ({elapsed:.0f} s)", flush=True)
     if args.smoke:
-        return
-    info = machine()
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    (results_dir / f"{stamp}.json").write_text(json.dumps({"machine": info, "results": results}, indent=2))
+        shutil.rmtree(logs, ignore_errors=True)
+        return 0
+
     from bench.report import write_report
 
-    write_report(results, info, args.out)
-    print(f"bench: wrote {args.out}")
+    run_info = {
+        "machine": machine(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "duration_s": round(elapsed, 1),
+        "scenarios": [asdict(s) for s in scenarios],
+        **outcome,
+    }
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    raw = RESULTS_DIR / f"{stamp}.json"
+    raw.write_text(json.dumps(run_info, indent=2), encoding="utf-8")
+    write_report(run_info, args.out)
+    print(f"bench: wrote {args.out}, {args.out.with_suffix('.png')} and {raw}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
