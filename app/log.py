@@ -5,9 +5,9 @@ operator's log pipeline sees one format. Each line of a request carries its requ
 """
 
 import logging
+import os
 import re
 import sys
-import uuid
 from collections.abc import Callable, MutableMapping
 from contextvars import ContextVar
 from time import perf_counter
@@ -164,4 +164,4 @@ def _request_id(scope: Scope) -> str:
             if _VALID_REQUEST_ID.fullmatch(candidate):
                 return candidate
             break
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # as random as uuid4().hex, at a fraction of its cost

@@ -2,6 +2,7 @@
 
     uv run --group bench --with py-spy python -m bench.profile                 # scenario A, 20 s
     uv run --group bench --with py-spy python -m bench.profile --scenario B200 --seconds 30
+    uv run --group bench --with py-spy python -m bench.profile --scenario C      # non-streaming
 
 Same layout as `bench.run` (the service alone on core 0, load generator and fake on core 1).
 py-spy samples the service's process (`record --pid`, raw collapsed stacks) while the scenario
@@ -160,7 +161,7 @@ async def profile(scenario_name: str, seconds: float, out: Path, rate: int) -> s
                 timeout_s=scenario.timeout_s,
             )
             problems += check("service", scenario, results)
-            tokens += sum(len(r.texts) for r in results)
+            tokens += sum(len(r.texts) for r in results) if scenario.stream else len(results)
             rounds += 1
         cpu = cpu_seconds(pid) - cpu_before
         wall = time.perf_counter() - started
@@ -169,9 +170,10 @@ async def profile(scenario_name: str, seconds: float, out: Path, rate: int) -> s
             raise BenchFailed(f"py-spy failed ({spy.returncode}):\n{output.strip()}")
         if problems:
             raise BenchFailed("\n".join([f"{len(problems)} incorrect requests:", *problems[:20]]))
+        unit = "token" if scenario.stream else "request"
         head = (
-            f"service under scenario {scenario.name}, {rounds} rounds, {tokens} tokens in {wall:.1f} s, "
-            f"{tokens / wall:,.0f} tokens/s, {cpu * 1e6 / max(tokens, 1):.1f} µs CPU per token "
+            f"service under scenario {scenario.name}, {rounds} rounds, {tokens} {unit}s in {wall:.1f} s, "
+            f"{tokens / wall:,.0f} {unit}s/s, {cpu * 1e6 / max(tokens, 1):.1f} µs CPU per {unit} "
             f"(with py-spy sampling at {rate} Hz)\n\n"
         )
         summary = head + summarize(raw)
@@ -185,9 +187,7 @@ async def profile(scenario_name: str, seconds: float, out: Path, rate: int) -> s
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument(
-        "--scenario", default="A", choices=[s.name for s in FULL if s.stream and not s.all_open]
-    )
+    parser.add_argument("--scenario", default="A", choices=[s.name for s in FULL if not s.all_open])
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--rate", type=int, default=250, help="samples per second")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "bench-profile")

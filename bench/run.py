@@ -99,9 +99,14 @@ class BenchFailed(Exception):
 # -- /proc -----------------------------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(user, system) seconds, all threads."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime, all threads
+    return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
+
+
+def cpu_seconds(pid: int) -> float:
+    return sum(cpu_times(pid))
 
 
 def rss_kib(pid: int) -> int:
@@ -279,7 +284,7 @@ async def open_all(
 async def measure(
     target: Target, pid: int | None, scenario: Scenario
 ) -> tuple[dict[str, float], list[Result]]:
-    cpu_before = cpu_seconds(pid) if pid else 0.0
+    user_before, system_before = cpu_times(pid) if pid else (0.0, 0.0)
     rss_before = rss_kib(pid) if pid else 0
     load_before = own_cpu_seconds()
     started = time.perf_counter()
@@ -314,9 +319,11 @@ async def measure(
             if (value := percentile(values, q)) is not None:
                 figures[f"{name}_p{q}_ms"] = value * 1000
     if pid:
-        cpu = cpu_seconds(pid) - cpu_before
+        user_after, system_after = cpu_times(pid)
+        cpu = user_after - user_before + system_after - system_before
         figures |= {
             "cpu_s": cpu,
+            "cpu_system_pct": 100 * (system_after - system_before) / cpu if cpu else 0.0,
             "cpu_pct": 100 * cpu / wall,
             "cpu_us_per_token": cpu * 1e6 / max(tokens, 1),
             "cpu_us_per_request": cpu * 1e6 / max(len(results), 1),
@@ -334,7 +341,7 @@ def set_reply(fake: FakeAnthropic, scenario: Scenario) -> None:
 
 def show(scenario: str, target: str, figures: dict[str, float]) -> None:
     keys = ("tokens_per_s", "requests_per_s", "ttft_p50_ms", "ttft_p99_ms", "gap_p99_ms")
-    keys += ("cpu_us_per_token", "cpu_us_per_request", "cpu_pct", "load_side_cpu_pct")
+    keys += ("cpu_us_per_token", "cpu_us_per_request", "cpu_pct", "cpu_system_pct", "load_side_cpu_pct")
     keys += ("kib_per_stream", "all_first_token_s", "open_when_measured")
     shown = " ".join(f"{k}={figures[k]:,.1f}" for k in keys if k in figures)
     print(f"{scenario:7} {target:9} {shown}", flush=True)
@@ -472,6 +479,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=ROOT / "docs" / "benchmarks.md", help="the report (full run)"
     )
+    parser.add_argument(
+        "--only",
+        help="comma-separated scenario names (e.g. B50,C,D): print their figures, write no docs",
+    )
     args = parser.parse_args(argv)
 
     if len(_CORES) < 2:
@@ -481,6 +492,11 @@ def main(argv: list[str] | None = None) -> int:
     os.sched_setaffinity(0, {LOAD_CORE})
     selfcheck()
     scenarios = SMOKE if args.smoke else FULL
+    if args.only:
+        wanted = args.only.split(",")
+        scenarios = [s for s in scenarios if s.name in wanted]
+        if unknown := set(wanted) - {s.name for s in scenarios}:
+            parser.error(f"no scenario {', '.join(sorted(unknown))}")
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     logs = Path(tempfile.mkdtemp(prefix="bench-smoke-")) if args.smoke else RESULTS_DIR
 
@@ -505,6 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench: all requests correct ({elapsed:.0f} s)", flush=True)
     if args.smoke:
         shutil.rmtree(logs, ignore_errors=True)
+    if args.smoke or args.only:
         return 0
 
     from bench.report import write_report

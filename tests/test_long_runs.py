@@ -78,7 +78,7 @@ def test_soak_with_clients_leaving_leaves_nothing_open(
                     left.append(await leave_after_first_token(port))
                 else:
                     outcome = await request(target, True)
-                    completed.append(outcome.done and "".join(outcome.text) == "t" * 20)
+                    completed.append(outcome.done and outcome.text == "t" * 20)
 
         await asyncio.gather(*(client() for _ in range(SOAK_CONCURRENCY)))
 
@@ -135,3 +135,6 @@ def test_shutdown_under_load_finishes_or_says_goodbye_to_every_stream(
     assert container.docker.attrs["State"]["ExitCode"] == 0
     assert stop_took < 10
     assert fake.wait_for(lambda: fake.open_streams == 0, timeout=3)
+    summaries = [line for line in container.log.lines() if line["event"] == "request"]
+    outcomes = [line["outcome"] for line in summaries if line["path"] == "/chat"]
+    assert sorted(outcomes) == ["ok"] * 10 + ["shutdown"] * 10

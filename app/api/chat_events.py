@@ -46,8 +46,9 @@ async def chat_event_frames(stream: ChatStream, stats: ChatStats) -> AsyncGenera
         yield _frame("error", {"error": {"type": error.kind.value, "message": error.message}})
         return
     except (asyncio.CancelledError, GeneratorExit):
-        stats.outcome = "client_disconnected"
-        log.info("client_disconnected", upstream_closed=True)
+        if stats.outcome == "ok":  # not ended by shutdown's grace period
+            stats.outcome = "client_disconnected"
+        log.info(stats.outcome, upstream_closed=True)
         raise
     usage = {"input_tokens": stream.usage.input_tokens, "output_tokens": stream.usage.output_tokens}
     yield _frame("end", {"stop_reason": stream.stop_reason, "usage": usage}) + DONE_FRAME

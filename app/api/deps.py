@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
+from app.api.sse import OpenStreams
 from app.config import Settings
-from app.lifecycle import Draining
 from app.services.chat import ChatService
 
 
@@ -22,9 +22,9 @@ async def get_chat_service(request: Request) -> ChatService:
     return service
 
 
-async def get_draining(request: Request) -> Draining:
-    draining: Draining = request.app.state.draining
-    return draining
+async def get_open_streams(request: Request) -> OpenStreams:
+    streams: OpenStreams = request.app.state.open_streams
+    return streams
 
 
 async def require_json(request: Request) -> None:
@@ -42,4 +42,4 @@ async def require_json(request: Request) -> None:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ChatServiceDep = Annotated[ChatService, Depends(get_chat_service)]
-DrainingDep = Annotated[Draining, Depends(get_draining)]
+OpenStreamsDep = Annotated[OpenStreams, Depends(get_open_streams)]

@@ -1,10 +1,13 @@
-"""A lean text/event-stream response.
+"""A lean text/event-stream response, and the registry of the streams open in a worker.
 
-Frames arrive already encoded, so the per-token cost is one ASGI send. Two helpers run beside
-the sender: one sends a keep-alive comment when nothing was sent for a ping interval, the other
-waits for the client to leave and then cancels the sender, which closes the frame source (and
-with it the upstream request) at once instead of at the next token. On shutdown, a stream still
-open when the grace period ends is closed the same way and ends with a farewell frame.
+Frames arrive already encoded, so the per-token cost is one ASGI send. Beside each stream's
+sender one task waits for the client to leave and then cancels the sender, which closes the
+frame source (and with it the upstream request) at once instead of at the next token.
+
+Keep-alive pings and the end of shutdown's grace period are the worker's business, not each
+stream's: one `OpenStreams` task per worker looks for streams that sent nothing for a ping
+interval, and one ends the streams still open when the grace period runs out, with a farewell
+frame. Per-stream tasks for those were half of a stream's tasks and a few KiB of its memory.
 
 sse-starlette does the same but, measured, costs a cancel scope and a lock per frame, and by
 default ends every open stream as soon as the server is asked to stop, while we want streams in
@@ -12,7 +15,8 @@ flight to finish within the graceful shutdown period.
 """
 
 import asyncio
-from collections.abc import AsyncGenerator
+import contextlib
+from collections.abc import AsyncGenerator, Callable
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -22,6 +26,51 @@ from app.lifecycle import Draining
 PING_FRAME = b": ping\n\n"
 
 
+class OpenStreams:
+    """The event streams open in this worker."""
+
+    def __init__(self, ping_interval: float, draining: Draining) -> None:
+        self._ping_interval = ping_interval
+        self._draining = draining
+        self._streams: set[EventStreamResponse] = set()
+        self._grace_expired = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def __len__(self) -> int:
+        return len(self._streams)
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.ensure_future(self._ping_idle_streams()),
+            asyncio.ensure_future(self._end_at_grace_expiry()),
+        ]
+
+    async def aclose(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def add(self, stream: "EventStreamResponse") -> None:
+        self._streams.add(stream)
+        if self._grace_expired:
+            stream.end_for_shutdown()
+
+    def discard(self, stream: "EventStreamResponse") -> None:
+        self._streams.discard(stream)
+
+    async def _ping_idle_streams(self) -> None:
+        while True:
+            await asyncio.sleep(self._ping_interval)
+            for stream in list(self._streams):
+                stream.ping_if_idle()
+
+    async def _end_at_grace_expiry(self) -> None:
+        await self._draining.grace_expired()
+        self._grace_expired = True
+        for stream in list(self._streams):
+            stream.end_for_shutdown()
+
+
 class EventStreamResponse(Response):
     media_type = "text/event-stream"
 
@@ -29,38 +78,59 @@ class EventStreamResponse(Response):
         self,
         frames: AsyncGenerator[bytes, None],
         *,
-        ping_interval: float,
-        draining: Draining,
+        streams: OpenStreams,
         farewell: bytes,
+        on_shutdown: Callable[[], None] = lambda: None,
     ) -> None:
         # No super().__init__(): it would set a Content-Length for an empty body.
         self.status_code = 200
         self.background = None
         self.init_headers({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         self._frames = frames
-        self._ping_interval = ping_interval
-        self._draining = draining
+        self._streams = streams
         self._farewell = farewell  # sent when shutdown's grace period ends the stream
+        self._on_shutdown = on_shutdown
+        self._send: Send | None = None
+        self._sender: asyncio.Future[None] | None = None
+        self._pinger: asyncio.Future[None] | None = None
         self._sent = 0
+        self._sent_at_last_look = -1
+        self._ended_for_shutdown = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        sender = asyncio.ensure_future(self._send_frames(send))
+        self._send = send
+        sender = self._sender = asyncio.ensure_future(self._send_frames(send))
         disconnected = asyncio.ensure_future(self._wait_for_disconnect(receive))
-        shutting_down = asyncio.ensure_future(self._draining.grace_expired())
-        pinger = asyncio.ensure_future(self._ping(send))
+        self._streams.add(self)
         try:
-            await asyncio.wait([sender, disconnected, shutting_down], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([sender, disconnected], return_when=asyncio.FIRST_COMPLETED)
+            client_left = disconnected.done()
         finally:
-            for task in (sender, disconnected, shutting_down, pinger):
-                task.cancel()
+            self._streams.discard(self)
+            for task in (sender, disconnected, self._pinger):
+                if task is not None:
+                    task.cancel()
             # Let the frame source run its cleanup (closing upstream) before returning.
-            await asyncio.gather(sender, disconnected, shutting_down, pinger, return_exceptions=True)
-        if sender.cancelled() and not shutting_down.cancelled():
-            # The grace period ended it: say so, rather than let the worker's kill cut it.
-            await send({"type": "http.response.body", "body": self._farewell, "more_body": False})
+            await asyncio.gather(sender, disconnected, return_exceptions=True)
+        if self._ended_for_shutdown and sender.cancelled() and not client_left:
+            # Say so, rather than let the worker's kill cut the stream silently.
+            with contextlib.suppress(OSError):
+                await send({"type": "http.response.body", "body": self._farewell, "more_body": False})
         if not sender.cancelled() and (error := sender.exception()) is not None:
             raise error
+
+    def ping_if_idle(self) -> None:
+        """Called once per ping interval: a stream that sent nothing since the last call is pinged."""
+        if self._sent == self._sent_at_last_look and self._send is not None and self._pinger is None:
+            self._pinger = asyncio.ensure_future(self._ping(self._send))
+        self._sent_at_last_look = self._sent
+
+    def end_for_shutdown(self) -> None:
+        if self._sender is not None and not self._sender.done():
+            self._ended_for_shutdown = True
+            self._on_shutdown()
+            self._sender.cancel()
 
     async def _send_frames(self, send: Send) -> None:
         try:
@@ -78,9 +148,7 @@ class EventStreamResponse(Response):
             pass
 
     async def _ping(self, send: Send) -> None:
-        seen = -1
-        while True:
-            await asyncio.sleep(self._ping_interval)
-            if self._sent == seen:
-                await send({"type": "http.response.body", "body": PING_FRAME, "more_body": True})
-            seen = self._sent
+        # The stream may end while a ping is under way: uvicorn then refuses it, which is fine.
+        with contextlib.suppress(OSError, RuntimeError):
+            await send({"type": "http.response.body", "body": PING_FRAME, "more_body": True})
+        self._pinger = None

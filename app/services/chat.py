@@ -28,7 +28,7 @@ from app.services.events import EventDecoder
 from app.services.retry import retrying
 
 T = TypeVar("T")
-Outcome = Literal["ok", "upstream_error", "client_disconnected"]
+Outcome = Literal["ok", "upstream_error", "client_disconnected", "shutdown"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +71,9 @@ class ChatStats:
 
     def count_retry(self) -> None:
         self.retries += 1
+
+    def ended_by_shutdown(self) -> None:
+        self.outcome = "shutdown"
 
     def failed(self, error: UpstreamError) -> None:
         self.outcome = "upstream_error"

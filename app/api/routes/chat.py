@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Response
 from fastapi.exceptions import RequestValidationError
 
 from app.api.chat_events import SHUTDOWN_FRAME, chat_event_frames
-from app.api.deps import ChatServiceDep, DrainingDep, SettingsDep, require_json
+from app.api.deps import ChatServiceDep, OpenStreamsDep, SettingsDep, require_json
 from app.api.schemas.chat import ChatRequest, ChatResponse, ErrorResponse
 from app.api.sse import EventStreamResponse
 from app.config import Settings
@@ -49,7 +49,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     responses={200: {"content": {"text/event-stream": {}}, "description": _STREAM_DESCRIPTION}, **_ERRORS},
 )
 async def chat(
-    request: ChatRequest, service: ChatServiceDep, settings: SettingsDep, draining: DrainingDep
+    request: ChatRequest, service: ChatServiceDep, settings: SettingsDep, streams: OpenStreamsDep
 ) -> Response:
     """Send the whole conversation; get the next assistant message, as one JSON body or streamed."""
     params = _params(request, settings)
@@ -59,9 +59,9 @@ async def chat(
         stream = await service.open_stream(params, stats)
         return EventStreamResponse(
             chat_event_frames(stream, stats),
-            ping_interval=settings.ping_interval,
-            draining=draining,
+            streams=streams,
             farewell=SHUTDOWN_FRAME,
+            on_shutdown=stats.ended_by_shutdown,
         )
     completion = await service.complete(params, stats)
     body = {
