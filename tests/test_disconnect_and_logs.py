@@ -5,6 +5,7 @@ import sys
 import time
 
 import httpx
+import pytest
 
 from tests.conftest import API_KEY, Service
 from tests.fakes.anthropic_api import FakeAnthropic, Reply, input_tokens
@@ -32,6 +33,39 @@ def test_client_leaving_mid_stream_closes_upstream_within_a_second(
     summary = service.log.summary(request_id)
     assert summary["outcome"] == "client_disconnected"
     assert any(line["event"] == "client_disconnected" for line in service.log.for_request(request_id))
+
+
+def test_client_leaving_before_a_whole_answer_stops_the_upstream_call(
+    client: httpx.Client, service: Service, fake: FakeAnthropic
+) -> None:
+    fake.enqueue(Reply.text(["tok"] * 24, interval=0.05))  # the JSON answer comes after 1.2 s
+
+    with pytest.raises(httpx.ReadTimeout):
+        client.post("/chat", json=chat_body(), headers={"X-Request-ID": "req-left-1"}, timeout=0.3)
+    left_at = time.monotonic()
+
+    assert fake.wait_for(lambda: fake.received[-1].client_gone, timeout=1.0)
+    gone_at = fake.received[-1].client_gone_at
+    assert gone_at is not None
+    assert gone_at - left_at < 0.5
+    assert not fake.received[-1].finished
+    summary = service.log.summary("req-left-1")
+    assert (summary["status"], summary["outcome"]) == (499, "client_disconnected")
+
+
+def test_client_leaving_while_the_service_waits_to_retry_stops_the_retries(
+    client: httpx.Client, service: Service, fake: FakeAnthropic
+) -> None:
+    fake.enqueue(Reply.error(429, "rate_limit_error", headers={"retry-after": "2"}), Reply.text())
+    calls_before = len(fake.received)
+
+    with pytest.raises(httpx.ReadTimeout):
+        client.post("/chat", json=chat_body(stream=True), headers={"X-Request-ID": "req-left-2"}, timeout=0.5)
+
+    summary = service.log.summary("req-left-2")
+    assert (summary["status"], summary["outcome"]) == (499, "client_disconnected")
+    time.sleep(2)  # past the retry-after the service was waiting out
+    assert len(fake.received) == calls_before + 1
 
 
 def test_each_request_has_one_summary_line_with_what_operators_ask(

@@ -6,7 +6,9 @@ from http import HTTPStatus
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 
+from app.api.disconnect import ClientDisconnected
 from app.services.errors import ErrorKind, UpstreamError
 
 STATUS_BY_KIND = {
@@ -57,6 +59,15 @@ async def _handle_http_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
+# nginx's "client closed request": nobody reads it, but the summary line shows it.
+CLIENT_CLOSED_REQUEST = 499
+
+
+async def _handle_client_disconnected(_: Request, exc: Exception) -> Response:
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ClientDisconnected, _handle_client_disconnected)
     app.add_exception_handler(UpstreamError, _handle_upstream_error)
     app.add_exception_handler(HTTPException, _handle_http_error)

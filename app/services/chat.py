@@ -72,6 +72,9 @@ class ChatStats:
     def count_retry(self) -> None:
         self.retries += 1
 
+    def client_left(self) -> None:
+        self.outcome = "client_disconnected"
+
     def ended_by_shutdown(self) -> None:
         self.outcome = "shutdown"
 

@@ -3,11 +3,12 @@
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 
 from app.api.chat_events import SHUTDOWN_FRAME, chat_event_frames
 from app.api.deps import ChatServiceDep, OpenStreamsDep, SettingsDep, require_json
+from app.api.disconnect import cancelled_if_client_leaves
 from app.api.schemas.chat import ChatRequest, ChatResponse, ErrorResponse
 from app.api.sse import EventStreamResponse
 from app.config import Settings
@@ -49,21 +50,27 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     responses={200: {"content": {"text/event-stream": {}}, "description": _STREAM_DESCRIPTION}, **_ERRORS},
 )
 async def chat(
-    request: ChatRequest, service: ChatServiceDep, settings: SettingsDep, streams: OpenStreamsDep
+    request: ChatRequest,
+    connection: Request,
+    service: ChatServiceDep,
+    settings: SettingsDep,
+    streams: OpenStreamsDep,
 ) -> Response:
     """Send the whole conversation; get the next assistant message, as one JSON body or streamed."""
     params = _params(request, settings)
     stats = ChatStats(model=params.model, stream=request.stream)
     add_to_request_summary(stats)
     if request.stream:
-        stream = await service.open_stream(params, stats)
+        async with cancelled_if_client_leaves(connection.receive, on_leave=stats.client_left):
+            stream = await service.open_stream(params, stats)
         return EventStreamResponse(
             chat_event_frames(stream, stats),
             streams=streams,
             farewell=SHUTDOWN_FRAME,
             on_shutdown=stats.ended_by_shutdown,
         )
-    completion = await service.complete(params, stats)
+    async with cancelled_if_client_leaves(connection.receive, on_leave=stats.client_left):
+        completion = await service.complete(params, stats)
     body = {
         "id": completion.id,
         "model": completion.model,
