@@ -46,7 +46,7 @@ class Target:
         payload: dict[str, Any] = {"messages": [{"role": "user", "content": "Benchmark"}], "stream": stream}
         path = b"/chat"
         if self.kind == ANTHROPIC:
-            payload |= {"model": "claude-sonnet-4-5", "max_tokens": 1024}
+            payload |= {"model": "claude-sonnet-5", "max_tokens": 1024}
             path = b"/v1/messages"
         body = orjson.dumps(payload)
         return (

@@ -98,7 +98,7 @@ class ChatResponse(BaseModel):
             "examples": [
                 {
                     "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
-                    "model": "claude-sonnet-4-5",
+                    "model": "claude-sonnet-5",
                     "role": "assistant",
                     "content": "Hello!",
                     "stop_reason": "end_turn",
