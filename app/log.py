@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import sys
+import warnings
 from collections.abc import Callable, MutableMapping
 from contextvars import ContextVar
 from time import perf_counter
@@ -81,6 +82,10 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", secret: str = "") 
     logging.getLogger("uvicorn.access").propagate = False
     logging.getLogger("uvicorn.access").disabled = True
     logging.captureWarnings(True)
+    # The SDK says when a model nears its end of life with a DeprecationWarning, which Python
+    # hides outside __main__: shown once per worker, it tells operators to change CHAT_MODEL
+    # before requests start failing.
+    warnings.filterwarnings("default", message=r"The model .* is deprecated", category=DeprecationWarning)
     # The SDK's transport logs every upstream call at INFO; the summary line already has it.
     logging.getLogger("httpx2").setLevel(logging.WARNING)
 

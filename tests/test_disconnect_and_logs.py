@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -121,6 +122,29 @@ def test_logs_are_json_lines_without_the_key_or_the_prompt(
         assert API_KEY not in text
         assert "sk-ant-wrong-key-1234" not in text
         assert "my secret prompt" not in text
+
+
+def test_a_model_near_its_end_of_life_is_named_in_a_warning_line(
+    start_service: Callable[..., Service],
+) -> None:
+    # The SDK's table of models near their end of life, so that the test follows SDK upgrades.
+    from anthropic._data import DEPRECATED_MODELS
+
+    if not DEPRECATED_MODELS:
+        pytest.skip("this SDK version lists no model near its end of life")
+    model, end_of_life = next(iter(DEPRECATED_MODELS.items()))
+    service = start_service(CHAT_MODEL=model, CHAT_ALLOWED_MODELS=None)
+
+    for _ in range(3):
+        assert httpx.post(f"{service.url}/chat", json=chat_body(), timeout=10).status_code == 200
+
+    deadline = time.monotonic() + 5
+    while not (warnings := [line for line in service.log.lines() if "end-of-life" in line["event"]]):
+        assert time.monotonic() < deadline, "no end-of-life warning in the log"
+        time.sleep(0.05)
+    assert warnings[0]["level"] == "warning"
+    assert model in warnings[0]["event"]
+    assert end_of_life in warnings[0]["event"]
 
 
 def test_missing_api_key_stops_start_up_with_a_clear_message(tmp_path) -> None:  # type: ignore[no-untyped-def]
