@@ -298,15 +298,20 @@ async def request(
             def complete() -> bool:
                 return dechunker.finished if dechunker is not None else left == 0
 
+            def unframe(data: bytes) -> bytes:
+                """The body bytes in `data`: de-chunked, or cut at Content-Length."""
+                nonlocal left
+                if dechunker is not None:
+                    return dechunker.feed(data)
+                if left >= 0:
+                    data = data[:left]
+                    left -= len(data)
+                return data
+
             if result.status != 200 or not stream:
                 raw = []
                 while True:
-                    if dechunker is not None:
-                        body = dechunker.feed(body)
-                    elif left >= 0:
-                        body = body[:left]
-                        left -= len(body)
-                    raw.append(body)
+                    raw.append(unframe(body))
                     if complete():
                         break
                     body = await reader.read(READ_SIZE)
@@ -327,12 +332,7 @@ async def request(
             take = events.take
             first_seen = False
             while True:
-                if dechunker is not None:
-                    body = dechunker.feed(body)
-                elif left >= 0:
-                    body = body[:left]
-                    left -= len(body)
-                for name, data in sse.feed(body):
+                for name, data in sse.feed(unframe(body)):
                     take(name, data, now)
                 if on_first_token is not None and not first_seen and result.token_times:
                     first_seen = True

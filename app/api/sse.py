@@ -36,9 +36,6 @@ class OpenStreams:
         self._grace_expired = False
         self._tasks: list[asyncio.Task[None]] = []
 
-    def __len__(self) -> int:
-        return len(self._streams)
-
     def start(self) -> None:
         self._tasks = [
             asyncio.ensure_future(self._ping_idle_streams()),
