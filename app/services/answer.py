@@ -49,42 +49,47 @@ class Answer:
         self.error: UpstreamError | None = None
 
     def pieces(self, events: list[dict[str, Any]]) -> list[Piece]:
+        """The pieces of these events. A failure among them is raised at once if no piece came
+        before it, else kept in `error`, to raise once those pieces are relayed."""
         pieces: list[Piece] = []
-        for event in events:
-            kind = event.get("type")
-            if kind == "content_block_delta":
-                delta = event.get("delta")
-                if not isinstance(delta, dict):
-                    raise _malformed("a content delta without its delta")
-                delta_type = delta.get("type")
-                if delta_type == "text_delta":
-                    text = delta.get("text")
-                    if type(text) is not str:
-                        raise _malformed("a text delta without its text")
-                    pieces.append(Text(text))
-                elif delta_type == "thinking_delta":
-                    thinking = delta.get("thinking")
-                    if type(thinking) is not str:
-                        raise _malformed("a thinking delta without its text")
-                    if thinking:
-                        pieces.append(Thinking(thinking))
-                # signature_delta and delta types of other blocks carry nothing to show.
-            elif kind == "content_block_start":
-                self._block_started(event.get("content_block"), pieces)
-            elif kind == "message_start":
-                self._message_started(event.get("message"))
-            elif kind == "message_delta":
-                self._message_delta(event)
-            elif kind == "message_stop":
-                self.finished = True
-            elif kind == "error":
-                error = from_error_body(event, model=self._choice)
-                if not pieces:
-                    raise error
-                self.error = error
-                break
-            # ping, content_block_stop and event types added later carry nothing to show.
+        try:
+            for event in events:
+                kind = event.get("type")
+                if kind == "content_block_delta":
+                    self._delta(event.get("delta"), pieces)
+                elif kind == "content_block_start":
+                    self._block_started(event.get("content_block"), pieces)
+                elif kind == "message_start":
+                    self._message_started(event.get("message"))
+                elif kind == "message_delta":
+                    self._message_delta(event)
+                elif kind == "message_stop":
+                    self.finished = True
+                elif kind == "error":
+                    raise from_error_body(event, model=self._choice)
+                # ping, content_block_stop and event types added later carry nothing to show.
+        except UpstreamError as error:
+            if not pieces:
+                raise
+            self.error = error
         return pieces
+
+    def _delta(self, delta: object, pieces: list[Piece]) -> None:
+        if not isinstance(delta, dict):
+            raise _malformed("a content delta without its delta")
+        delta_type = delta.get("type")
+        if delta_type == "text_delta":
+            text = delta.get("text")
+            if type(text) is not str:
+                raise _malformed("a text delta without its text")
+            pieces.append(Text(text))
+        elif delta_type == "thinking_delta":
+            thinking = delta.get("thinking")
+            if type(thinking) is not str:
+                raise _malformed("a thinking delta without its text")
+            if thinking:
+                pieces.append(Thinking(thinking))
+        # signature_delta and the delta types of other blocks carry nothing to show.
 
     def _block_started(self, block: object, pieces: list[Piece]) -> None:
         if not isinstance(block, dict):

@@ -593,6 +593,10 @@ class FakeAnthropic:
         received: Received,
     ) -> bool:
         if fault == "error":
+            # Apart from what came before, as a failure midway arrives: tests can then tell a
+            # failure before the answer started from one after.
+            await writer.drain()
+            await asyncio.sleep(0.01)
             error = {
                 "type": reply.error_type or "overloaded_error",
                 "message": reply.error_message or "Overloaded",
