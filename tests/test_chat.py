@@ -24,7 +24,12 @@ def test_json_answer_can_be_appended_to_the_history(client: httpx.Client, fake: 
         "content": "".join(TRICKY_TOKENS),
         "thinking": None,
         "stop_reason": "end_turn",
-        "usage": {"input_tokens": input_tokens(fake.received[-1].body), "output_tokens": len(TRICKY_TOKENS)},
+        "usage": {
+            "input_tokens": input_tokens(fake.received[-1].body),
+            "output_tokens": len(TRICKY_TOKENS),
+            "cache_creation_input_tokens": 0,  # below the cache's minimum size
+            "cache_read_input_tokens": 0,
+        },
     }
     assert body["id"].startswith("msg_")
 
@@ -45,7 +50,12 @@ def test_stream_relays_every_token_byte_for_byte_and_ends_with_done(
     assert [event.json["text"] for event in stream.deltas] == list(TRICKY_TOKENS)
     start, end = stream.events[0].json, stream.events[-2].json
     assert start == {"type": "start", "id": start["id"], "model": CURRENT_MODEL}
-    usage = {"input_tokens": input_tokens(fake.received[-1].body), "output_tokens": len(TRICKY_TOKENS)}
+    usage = {
+        "input_tokens": input_tokens(fake.received[-1].body),
+        "output_tokens": len(TRICKY_TOKENS),
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+    }
     assert end == {"type": "end", "stop_reason": "end_turn", "usage": usage}
     assert all(event.json["type"] == event.name for event in stream.events[:-1])
     assert stream.done

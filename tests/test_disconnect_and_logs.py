@@ -96,6 +96,8 @@ def test_each_request_has_one_summary_line_with_what_operators_ask(
             "retries": 1,
             "input_tokens": input_tokens(fake.received[-1].body),
             "output_tokens": 2,
+            "cache_read_input_tokens": 0,
+            "cache_creation_input_tokens": 0,
             "stop_reason": "end_turn",
             "outcome": "ok",
             "level": "info",

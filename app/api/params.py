@@ -41,4 +41,12 @@ def chat_params(options: ChatOptions, messages: list[dict[str, str]], settings: 
         system=options.system if options.system is not None else settings.system_prompt,
         thinking=options.thinking or settings.thinking,
         effort=options.effort or settings.effort,
+        cache=_CACHE_CONTROL[settings.prompt_cache],
     )
+
+
+_CACHE_CONTROL: dict[str, dict[str, str] | None] = {
+    "5m": {"type": "ephemeral"},
+    "1h": {"type": "ephemeral", "ttl": "1h"},
+    "off": None,
+}

@@ -110,8 +110,7 @@ class Answer:
         self.model = str(message.get("model") or self.model)
         usage = message.get("usage")
         if isinstance(usage, dict):
-            self.usage.input_tokens = _count(usage, "input_tokens", self.usage.input_tokens)
-            self.usage.output_tokens = _count(usage, "output_tokens", self.usage.output_tokens)
+            self._count_usage(usage)
 
     def _message_delta(self, event: dict[str, Any]) -> None:
         delta = event.get("delta")
@@ -119,13 +118,16 @@ class Answer:
             self.stop_reason = delta.get("stop_reason", self.stop_reason)
         usage = event.get("usage")
         if isinstance(usage, dict):
-            self.usage.output_tokens = _count(usage, "output_tokens", self.usage.output_tokens)
-            self.usage.input_tokens = _count(usage, "input_tokens", self.usage.input_tokens)
+            self._count_usage(usage)
+
+    def _count_usage(self, usage: dict[str, Any]) -> None:
+        """Counts as Anthropic sends them: in `message_start`, then cumulative in `message_delta`."""
+        for name in _USAGE_FIELDS:
+            if type(value := usage.get(name)) is int:
+                setattr(self.usage, name, value)
 
 
-def _count(usage: dict[str, Any], name: str, default: int) -> int:
-    value = usage.get(name)
-    return value if type(value) is int else default
+_USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
 
 _DATA_LINE = re.compile(rb"^data: ?(.*?)\r?$", re.MULTILINE)
