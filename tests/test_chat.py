@@ -133,7 +133,7 @@ def test_server_defaults_fill_what_the_request_leaves_out(client: httpx.Client, 
     assert sent["model"] == CURRENT_MODEL
     assert sent["system"] == "You are the default assistant."
     assert sent["max_tokens"] == 256
-    assert set(sent) == {"model", "system", "max_tokens", "messages", "stream"}
+    assert set(sent) == {"model", "system", "max_tokens", "messages", "stream", "cache_control"}
 
 
 def test_health_answers_without_calling_upstream(client: httpx.Client, fake: FakeAnthropic) -> None:
