@@ -14,12 +14,13 @@ from pydantic import ValidationError
 
 from app.api.errors import install_error_handlers
 from app.api.limits import BodySizeLimitMiddleware
+from app.api.open_streams import OpenStreams
 from app.api.openapi import document_configured_limits
+from app.api.request_log import RequestLogMiddleware
 from app.api.routes import chat, health
-from app.api.sse import OpenStreams
 from app.config import Settings, get_settings
 from app.lifecycle import Draining
-from app.log import RequestLogMiddleware, configure_logging
+from app.log import configure_logging
 from app.services.chat import ChatService
 
 log = structlog.get_logger(__name__)

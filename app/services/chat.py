@@ -18,13 +18,13 @@ import orjson
 from app.config import Settings
 from app.services.errors import (
     ErrorKind,
-    ModelChoice,
     UpstreamError,
     from_error_body,
     from_sdk_error,
     from_transport_error,
 )
 from app.services.events import EventDecoder
+from app.services.models import ModelChoice
 from app.services.retry import retrying
 
 T = TypeVar("T")

@@ -9,12 +9,12 @@ from fastapi.exceptions import RequestValidationError
 from app.api.chat_events import SHUTDOWN_FRAME, chat_event_frames
 from app.api.deps import ChatServiceDep, OpenStreamsDep, SettingsDep, require_json
 from app.api.disconnect import cancelled_if_client_leaves
+from app.api.request_log import add_to_request_summary
 from app.api.schemas.chat import ChatRequest, ChatResponse, ErrorResponse
 from app.api.sse import EventStreamResponse
 from app.config import Settings
-from app.log import add_to_request_summary
 from app.services.chat import ChatParams, ChatStats
-from app.services.errors import ModelChoice
+from app.services.models import ModelChoice
 
 router = APIRouter()
 
