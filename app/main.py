@@ -13,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from pydantic import ValidationError
 
 from app.api.errors import install_error_handlers
+from app.api.internal_errors import InternalErrorMiddleware
 from app.api.limits import BodySizeLimitMiddleware
 from app.api.open_streams import OpenStreams
 from app.api.openapi import document_configured_limits
@@ -83,6 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     install_error_handlers(app)
     document_configured_limits(app, settings)
+    # Innermost (added first): its 500 passes through CORS and the request log on its way out.
+    app.add_middleware(InternalErrorMiddleware)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

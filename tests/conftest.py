@@ -86,7 +86,8 @@ def wait_until_healthy(url: str, is_running: Callable[[], bool], log: LogReader,
 class ServiceProcess:
     """`uvicorn app.main:app` in a subprocess."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, app: str = "app.main:app") -> None:
+        """`app`: an ASGI app, or `module:function()` for an app factory (tests may bring their own)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = LogReader(lambda: log_path.read_text(encoding="utf-8", errors="replace"))
@@ -97,13 +98,13 @@ class ServiceProcess:
                 sys.executable,
                 "-m",
                 "uvicorn",
-                "app.main:app",
+                *(["--factory", app.removesuffix("()")] if app.endswith("()") else [app]),
                 "--host",
                 "127.0.0.1",
                 "--port",
                 str(self.port),
             ],
-            env={**clean, **env},
+            env={**clean, "PYTHONPATH": str(ROOT), **env},
             cwd=log_path.parent,  # away from any developer's .env
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
