@@ -14,14 +14,33 @@ from typing import Any
 import orjson
 import structlog
 
+# Anthropic's keys are over 100 characters. A shorter value (a placeholder such as "x" in a test
+# set-up) is no key, and scrubbing it would mangle ordinary words ("Worker e[REDACTED]iting").
+MIN_SECRET_LENGTH = 16
+
 
 def _redactor(secret: str) -> Callable[[Any, str, Any], Any]:
+    # The key as it was given, and without the whitespace a pasted key often carries: a line
+    # escapes a trailing newline (repr, then JSON), so only the key's core is found verbatim.
+    secrets = sorted(
+        {value for value in (secret, secret.strip()) if len(value) >= MIN_SECRET_LENGTH}, key=len
+    )
+
     def redact(_: Any, __: str, line: Any) -> Any:
-        if secret and isinstance(line, str) and secret in line:
-            return line.replace(secret, "[REDACTED]")
+        if isinstance(line, str):
+            for value in reversed(secrets):
+                if value in line:
+                    line = line.replace(value, "[REDACTED]")
         return line
 
     return redact
+
+
+# Tracebacks without their frames' local variables: those hold request bodies (the prompt) and
+# the SDK's request options, whose headers carry the API key.
+_tracebacks = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
 
 
 class _NamedWriteLogger(structlog.WriteLogger):
@@ -50,8 +69,10 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", secret: str = "") 
     console = fmt == "console" or (fmt == "auto" and sys.stdout.isatty())
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     tail: list[structlog.types.Processor] = [
-        *([] if console else [structlog.processors.dict_tracebacks]),
-        structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer(serializer=_json),
+        *([] if console else [_tracebacks]),
+        structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
+        if console
+        else structlog.processors.JSONRenderer(serializer=_json),
         _redactor(secret),
     ]
 
@@ -79,6 +100,8 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", secret: str = "") 
     warnings.filterwarnings("default", message=r"The model .* is deprecated", category=DeprecationWarning)
     # The SDK's transport logs every upstream call at INFO; the summary line already has it.
     logging.getLogger("httpx2").setLevel(logging.WARNING)
+    # The SDK's DEBUG lines print each request's options, the prompt included.
+    logging.getLogger("anthropic").setLevel(max(logging.INFO, logging.getLevelNamesMapping()[level]))
 
     structlog.configure(
         processors=[
