@@ -84,8 +84,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     install_error_handlers(app)
     document_configured_limits(app, settings)
-    # Innermost (added first): its 500 passes through CORS and the request log on its way out.
+    # The last added is the outermost. Errors made by the inner two (a 500, a 413) pass through
+    # CORS, so that a browser can read them, and through the request log (X-Request-ID).
     app.add_middleware(InternalErrorMiddleware)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -94,7 +96,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID"],
         )
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLogMiddleware)
     return app
 

@@ -1,8 +1,11 @@
 """Requests the service refuses before calling Anthropic, with FastAPI's 422 shape."""
 
+from collections.abc import Callable
+
 import httpx
 import pytest
 
+from tests.conftest import Service
 from tests.fakes.anthropic_api import FakeAnthropic
 
 USER = {"role": "user", "content": "hi"}
@@ -204,3 +207,21 @@ def test_every_error_carries_the_request_id(
     assert response.status_code == status
     assert response.headers["x-request-id"] == f"req-err-{status}"
     assert "detail" in response.json()
+
+
+def test_a_body_over_the_limit_is_refused_in_a_way_a_browser_can_read(
+    start_service: Callable[..., Service], fake: FakeAnthropic
+) -> None:
+    origin = "https://frontend.example"
+    service = start_service(CHAT_CORS_ORIGINS=origin)
+    huge = {"messages": [{"role": "user", "content": "x" * 1_100_000}]}
+
+    response = httpx.post(
+        f"{service.url}/chat", json=huge, headers={"Origin": origin, "X-Request-ID": "req-413"}
+    )
+
+    assert response.status_code == 413
+    assert response.json()["detail"]["type"] == "request_too_large"
+    assert response.headers["x-request-id"] == "req-413"
+    assert response.headers["access-control-allow-origin"] == origin
+    assert not fake.received
