@@ -136,6 +136,16 @@ def test_server_defaults_fill_what_the_request_leaves_out(client: httpx.Client, 
     assert set(sent) == {"model", "system", "max_tokens", "messages", "stream", "cache_control"}
 
 
+def test_an_empty_system_prompt_means_none_not_the_server_default(
+    client: httpx.Client, fake: FakeAnthropic
+) -> None:
+    for stream in (False, True):
+        response = client.post("/chat", json=chat_body(system="", stream=stream))
+
+        assert response.status_code == 200
+        assert "system" not in fake.received[-1].body
+
+
 def test_health_answers_without_calling_upstream(client: httpx.Client, fake: FakeAnthropic) -> None:
     response = client.get("/healthz")
 

@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from app.api.schemas.chat import ChatOptions
 from app.config import Settings
 from app.services.chat import ChatParams
-from app.services.errors import ModelChoice
+from app.services.models import ModelChoice
 
 
 def chat_params(options: ChatOptions, messages: list[dict[str, str]], settings: Settings) -> ChatParams:

@@ -10,7 +10,8 @@ from typing import Any
 
 import orjson
 
-from app.services.errors import ErrorKind, ModelChoice, UpstreamError, from_error_body
+from app.services.errors import ErrorKind, UpstreamError, from_error_body
+from app.services.models import ModelChoice
 from app.services.sse_decoder import SseDecoder
 from app.services.stream_events import Piece, Text, Thinking, Usage
 

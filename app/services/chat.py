@@ -21,11 +21,11 @@ from app.config import Effort, Settings, ThinkingDisplay
 from app.services.answer import Answer, read_whole
 from app.services.errors import (
     ErrorKind,
-    ModelChoice,
     UpstreamError,
     from_sdk_error,
     from_transport_error,
 )
+from app.services.models import ModelChoice
 from app.services.retry import retrying
 from app.services.sse_decoder import SseDecoder
 from app.services.stream_events import Piece, Text, Thinking, Usage

@@ -185,6 +185,8 @@ class FakeAnthropic:
         self.default = default or Reply.text()
         self.api_key = api_key  # if set, other keys get 401 like the real API
         self.received: deque[Received] = deque(maxlen=record)
+        self.model_lookups: deque[str] = deque(maxlen=record)
+        self._arrivals = threading.Condition()  # notified on each request received
         self.open_streams = 0
         self.connections = 0  # accepted in all: a relay that reuses connections keeps this low
         self._script: deque[Reply] = deque()
@@ -211,6 +213,11 @@ class FakeAnthropic:
     def url_for(self, host: str) -> str:
         """The URL on one of the addresses it listens on (containers reach it on the bridge's)."""
         return f"http://{host}:{self.port}"
+
+    def wait_for_requests(self, count: int, timeout: float) -> bool:
+        """Waits until `count` requests have been received in all (since `reset`); False on time-out."""
+        with self._arrivals:
+            return self._arrivals.wait_for(lambda: len(self.received) >= count, timeout)
 
     def wait_for(self, condition: Callable[[], bool], timeout: float = 5.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -307,13 +314,17 @@ class FakeAnthropic:
             )
             self._send(writer, 204, "application/json", b"", "control")
             return True
-        received = Received(path=target, headers=headers, body=body)
-        self.received.append(received)
-        reply = self._script.popleft() if self._script else self.default
         request_id = f"req_fake{next(_ids):06d}"
-
         if target.startswith("/v1/models/"):
-            return self._model_info(writer, target.removeprefix("/v1/models/").split("?")[0], request_id)
+            # Services look their model up as they start: kept apart from the Messages calls that
+            # tests script and count.
+            self.model_lookups.append(target.removeprefix("/v1/models/").split("?")[0])
+            return self._model_info(writer, self.model_lookups[-1], request_id)
+        received = Received(path=target, headers=headers, body=body)
+        with self._arrivals:
+            self.received.append(received)
+            self._arrivals.notify_all()
+        reply = self._script.popleft() if self._script else self.default
         if not target.startswith("/v1/messages"):
             self._send_error(writer, 404, "not_found_error", f"Not found: {target}", request_id)
             return True
