@@ -15,11 +15,12 @@ from pydantic import ValidationError
 from app.api.errors import install_error_handlers
 from app.api.limits import BodySizeLimitMiddleware
 from app.api.openapi import document_configured_limits
-from app.api.routes import chat, health
+from app.api.routes import chat, health, metrics
 from app.api.sse import OpenStreams
 from app.config import Settings, get_settings
 from app.lifecycle import Draining
 from app.log import RequestLogMiddleware, configure_logging
+from app.metrics import record_request, set_build_info
 from app.services.chat import ChatService
 
 log = structlog.get_logger(__name__)
@@ -58,10 +59,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.chat_service = ChatService(client, settings)
         draining = Draining(settings.shutdown_grace)
         draining.watch_signals()
+        app.state.draining = draining
         app.state.open_streams = OpenStreams(settings.ping_interval, draining)
         app.state.open_streams.start()
         # Start-up's objects (FastAPI, pydantic, the SDK's types: about 200,000) never die, and
         # each full collection walked them all: an 80 ms stall of every stream in the worker.
+        set_build_info(app.version, settings.model)
         gc.collect()
         gc.freeze()
         log.info("started", model=settings.model, base_url=str(client.base_url))
@@ -80,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(chat.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     install_error_handlers(app)
     document_configured_limits(app, settings)
     if settings.cors_origins:
@@ -91,7 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["X-Request-ID"],
         )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestLogMiddleware)
+    app.add_middleware(RequestLogMiddleware, on_summary=record_request)
     return app
 
 

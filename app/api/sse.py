@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from app.lifecycle import Draining
+from app.metrics import OPEN_STREAMS
 
 PING_FRAME = b": ping\n\n"
 
@@ -49,11 +50,14 @@ class OpenStreams:
 
     def add(self, stream: "EventStreamResponse") -> None:
         self._streams.add(stream)
+        OPEN_STREAMS.inc()
         if self._grace_expired:
             stream.end_for_shutdown()
 
     def discard(self, stream: "EventStreamResponse") -> None:
-        self._streams.discard(stream)
+        if stream in self._streams:
+            self._streams.discard(stream)
+            OPEN_STREAMS.dec()
 
     async def _ping_idle_streams(self) -> None:
         while True:
