@@ -19,7 +19,9 @@ COPY app ./app
 RUN /opt/uv/bin/uv sync --frozen --no-dev --no-editable --no-cache
 
 FROM ${BASE_IMAGE}
-RUN groupadd --system app && useradd --system --gid app --home-dir /app --no-create-home app
+# A fixed uid, so that Kubernetes' runAsUser (deploy/k8s) names the same user.
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --home-dir /app --no-create-home app
 WORKDIR /app
 COPY --from=builder /app/.venv /app/.venv
 COPY gunicorn.conf.py ./

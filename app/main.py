@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from pydantic import ValidationError
 
+from app.api.draining import CloseWhenDrainingMiddleware
 from app.api.errors import install_error_handlers
 from app.api.limits import BodySizeLimitMiddleware
 from app.api.openapi import document_configured_limits
@@ -51,13 +52,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings is None:
         settings = settings_or_exit()
     configure_logging(settings.log_level, settings.log_format, settings.anthropic_api_key.get_secret_value())
+    draining = Draining(settings.shutdown_grace, settings.drain_pause)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = _anthropic_client(settings)
         app.state.settings = settings
         app.state.chat_service = ChatService(client, settings)
-        draining = Draining(settings.shutdown_grace)
         draining.watch_signals()
         app.state.draining = draining
         app.state.open_streams = OpenStreams(settings.ping_interval, draining)
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["X-Request-ID"],
         )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(CloseWhenDrainingMiddleware, draining=draining)
     app.add_middleware(RequestLogMiddleware, on_summary=record_request)
     return app
 
