@@ -19,14 +19,19 @@ COPY app ./app
 RUN /opt/uv/bin/uv sync --frozen --no-dev --no-editable --no-cache
 
 FROM ${BASE_IMAGE}
-RUN groupadd --system app && useradd --system --gid app --home-dir /app --no-create-home app
+# A fixed uid, so that Kubernetes' runAsUser (deploy/k8s) names the same user.
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --home-dir /app --no-create-home app
 WORKDIR /app
 COPY --from=builder /app/.venv /app/.venv
 COPY gunicorn.conf.py ./
+# PROMETHEUS_MULTIPROC_DIR: each worker's metrics, summed by /metrics (gunicorn.conf.py empties it at
+# start); under /tmp, a tmpfs or emptyDir where the root filesystem is read-only.
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    PORT=8000
+    PORT=8000 \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/metrics
 USER app
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \

@@ -1,11 +1,11 @@
 """gunicorn settings, from the environment: gunicorn manages processes, uvicorn serves ASGI."""
 
 import os
+from pathlib import Path
 
 from gunicorn.glogging import Logger
 
 from app.log import configure_logging
-from app.main import settings_or_exit
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", str(os.cpu_count() or 1)))
@@ -29,9 +29,29 @@ control_socket_disable = True
 
 
 def on_starting(server):  # type: ignore[no-untyped-def]
+    # prometheus-client's multiprocess mode: each worker writes its figures to files here and
+    # /metrics sums them. Files of an earlier run would be counted again, so start empty. Done
+    # before app.main is first imported: importing the metrics creates the master's files (all
+    # zero, so that every metric is exported before its first request).
+    if metrics_dir := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        Path(metrics_dir).mkdir(parents=True, exist_ok=True)
+        for stale in Path(metrics_dir).iterdir():
+            stale.unlink()
+
+    from app.main import settings_or_exit
+
     # Invalid configuration stops the master with one clear line, instead of workers that
     # fail to boot over and over.
     settings_or_exit()
+
+
+def child_exit(server, worker):  # type: ignore[no-untyped-def]
+    # A dead worker's open streams no longer count (chat_open_streams is a live sum); its
+    # counters stay in the totals.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
 
 
 class JsonLogger(Logger):

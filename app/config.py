@@ -78,7 +78,19 @@ class Settings(BaseSettings):
         description="Seconds open streams get to finish on shutdown before they end with an error "
         "event; keep it below gunicorn's GRACEFUL_TIMEOUT.",
     )
+    drain_pause: float = Field(
+        default=0.0,
+        ge=0,
+        description="Seconds a worker keeps serving after SIGTERM, with Connection: close and /readyz "
+        "503, before it stops accepting: for load balancers that hold keep-alive connections (nginx).",
+    )
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+
+    prometheus_multiproc_dir: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir"),
+        description="prometheus-client's own variable: set (gunicorn), /metrics sums every worker.",
+    )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"

@@ -8,8 +8,13 @@ from types import FrameType
 
 
 class Draining:
-    def __init__(self, grace: float) -> None:
+    def __init__(self, grace: float, pause: float = 0.0) -> None:
         self.grace = grace
+        # Seconds the worker keeps accepting after the signal (answering Connection: close and
+        # /readyz 503) before the server's own handler stops it: time for a load balancer that
+        # holds keep-alive connections here to let go of them, so that none is closed under a
+        # request it is sending. 0 where the platform stops routing first (a preStop pause).
+        self.pause = pause
         self.started = asyncio.Event()
 
     def watch_signals(self) -> None:
@@ -21,7 +26,9 @@ class Draining:
 
             def handler(sig: int, frame: FrameType | None, previous: object = previous) -> None:
                 loop.call_soon_threadsafe(self.started.set)
-                if callable(previous):
+                if callable(previous) and self.pause:
+                    loop.call_soon_threadsafe(loop.call_later, self.pause, previous, sig, frame)
+                elif callable(previous):
                     previous(sig, frame)
 
             try:

@@ -13,16 +13,18 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from pydantic import ValidationError
 
+from app.api.draining import CloseWhenDrainingMiddleware
 from app.api.errors import install_error_handlers
 from app.api.internal_errors import InternalErrorMiddleware
 from app.api.limits import BodySizeLimitMiddleware
 from app.api.open_streams import OpenStreams
 from app.api.openapi import document_configured_limits
 from app.api.request_log import RequestLogMiddleware
-from app.api.routes import chat, health
+from app.api.routes import chat, health, metrics
 from app.config import Settings, get_settings
 from app.lifecycle import Draining
 from app.log import configure_logging
+from app.metrics import record_request, set_build_info
 from app.services.chat import ChatService
 from app.services.model_check import check_configured_model
 
@@ -54,16 +56,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings is None:
         settings = settings_or_exit()
     configure_logging(settings.log_level, settings.log_format, settings.anthropic_api_key.get_secret_value())
+    draining = Draining(settings.shutdown_grace, settings.drain_pause)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = _anthropic_client(settings)
         app.state.settings = settings
         app.state.chat_service = ChatService(client, settings)
-        draining = Draining(settings.shutdown_grace)
         draining.watch_signals()
+        app.state.draining = draining
         app.state.open_streams = OpenStreams(settings.ping_interval, draining)
         app.state.open_streams.start()
+        set_build_info(app.version, settings.model)
         # Start-up's objects (FastAPI, pydantic, the SDK's types: about 200,000) never die, and
         # each full collection walked them all: an 80 ms stall of every stream in the worker.
         gc.collect()
@@ -89,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(chat.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     install_error_handlers(app)
     document_configured_limits(app, settings)
     # The last added is the outermost. Errors made by the inner two (a 500, a 413) pass through
@@ -103,7 +108,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID"],
         )
-    app.add_middleware(RequestLogMiddleware)
+    app.add_middleware(CloseWhenDrainingMiddleware, draining=draining)
+    app.add_middleware(RequestLogMiddleware, on_summary=record_request)
     return app
 
 

@@ -9,6 +9,7 @@ from fastapi import Depends, HTTPException, Request
 
 from app.api.open_streams import OpenStreams
 from app.config import Settings
+from app.lifecycle import Draining
 from app.services.chat import ChatService
 
 
@@ -27,6 +28,11 @@ async def get_open_streams(request: Request) -> OpenStreams:
     return streams
 
 
+async def get_draining(request: Request) -> Draining:
+    draining: Draining = request.app.state.draining
+    return draining
+
+
 async def require_json(request: Request) -> None:
     """A body in another format would otherwise surface as a puzzling validation error."""
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
@@ -43,3 +49,4 @@ async def require_json(request: Request) -> None:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ChatServiceDep = Annotated[ChatService, Depends(get_chat_service)]
 OpenStreamsDep = Annotated[OpenStreams, Depends(get_open_streams)]
+DrainingDep = Annotated[Draining, Depends(get_draining)]

@@ -10,6 +10,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from app.lifecycle import Draining
+from app.metrics import OPEN_STREAMS
 
 if TYPE_CHECKING:
     from app.api.sse import EventStreamResponse
@@ -38,11 +39,14 @@ class OpenStreams:
 
     def add(self, stream: "EventStreamResponse") -> None:
         self._streams.add(stream)
+        OPEN_STREAMS.inc()
         if self._grace_expired:
             stream.end_for_shutdown()
 
     def discard(self, stream: "EventStreamResponse") -> None:
-        self._streams.discard(stream)
+        if stream in self._streams:
+            self._streams.discard(stream)
+            OPEN_STREAMS.dec()
 
     async def _ping_idle_streams(self) -> None:
         while True:

@@ -2,7 +2,7 @@
 
 import os
 import re
-from collections.abc import MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from contextvars import ContextVar
 from time import perf_counter
 from typing import Any, Protocol
@@ -12,6 +12,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+# Probes and scrapes, every few seconds: a summary line each would drown the requests' lines.
+_UNLOGGED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 log = structlog.get_logger("app.request")
 
@@ -36,8 +39,11 @@ class RequestLogMiddleware:
     one summary line when the response is over, streamed or not.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self, app: ASGIApp, on_summary: Callable[[str, int, float, Mapping[str, Any]], None] | None = None
+    ) -> None:
         self.app = app
+        self.on_summary = on_summary  # (path, status, seconds, summary fields): the metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,14 +71,17 @@ class RequestLogMiddleware:
             fields: MutableMapping[str, Any] = {}
             for source in sources:
                 fields.update(source.log_fields())
-            log.info(
-                "request",
-                method=scope["method"],
-                path=scope["path"],
-                status=status,
-                duration_ms=round((perf_counter() - started) * 1000, 1),
-                **fields,
-            )
+            if scope["path"] not in _UNLOGGED_PATHS:
+                log.info(
+                    "request",
+                    method=scope["method"],
+                    path=scope["path"],
+                    status=status,
+                    duration_ms=round((perf_counter() - started) * 1000, 1),
+                    **fields,
+                )
+                if self.on_summary is not None:
+                    self.on_summary(scope["path"], status, perf_counter() - started, fields)
 
 
 def _request_id(scope: Scope) -> str:

@@ -1,0 +1,147 @@
+"""The Kubernetes manifests (deploy/k8s): valid for the cluster, configured with real settings,
+probing real endpoints, and shutting down in the right order. No cluster here: the schemas are
+kubernetes-validate's (offline), and the endpoints are the running service's."""
+
+from __future__ import annotations
+
+import copy
+import re
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import httpx
+import kubernetes_validate
+import pytest
+import yaml
+
+from app.config import Settings
+from tests.conftest import ROOT
+
+K8S = ROOT / "deploy/k8s"
+KUBERNETES_VERSION = "1.33.0"
+
+
+def manifests() -> list[dict[str, Any]]:
+    return copy.deepcopy(_manifests())
+
+
+@cache
+def _manifests() -> list[dict[str, Any]]:
+    """What `kubectl apply -k` applies: kubectl's kustomize output where kubectl is installed,
+    else the kustomization's resources as written."""
+    if kubectl := shutil.which("kubectl"):
+        built = subprocess.run([kubectl, "kustomize", str(K8S)], capture_output=True, text=True, check=True)
+        return list(yaml.safe_load_all(built.stdout))
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    return [
+        doc for name in kustomization["resources"] for doc in yaml.safe_load_all((K8S / name).read_text())
+    ]
+
+
+def of_kind(kind: str) -> dict[str, Any]:
+    (resource,) = [doc for doc in manifests() if doc["kind"] == kind]
+    return resource
+
+
+def container() -> dict[str, Any]:
+    (only,) = of_kind("Deployment")["spec"]["template"]["spec"]["containers"]
+    return only
+
+
+def environment() -> dict[str, str | None]:
+    """Every variable the pod gets: the ConfigMap's, and the container's own (None: from a Secret)."""
+    env: dict[str, str | None] = dict(of_kind("ConfigMap")["data"])
+    env.update({item["name"]: item.get("value") for item in container()["env"]})
+    return env
+
+
+def test_every_manifest_validates_against_the_kubernetes_schemas_in_strict_mode() -> None:
+    kinds = set()
+    for resource in manifests():
+        kubernetes_validate.validate(resource, KUBERNETES_VERSION, strict=True)
+        kinds.add(resource["kind"])
+    assert kinds == {"ConfigMap", "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
+
+
+def test_the_strict_validation_catches_a_misspelt_field() -> None:
+    deployment = of_kind("Deployment")
+    deployment["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["httpGet"]["pth"] = "/healthz"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
+
+
+def test_every_variable_set_is_a_real_setting_and_the_key_comes_from_a_secret() -> None:
+    settings = {f"CHAT_{name.upper()}" for name in Settings.model_fields} | {
+        alias.upper()
+        for info in Settings.model_fields.values()
+        if info.validation_alias is not None
+        for alias in getattr(info.validation_alias, "choices", [info.validation_alias])
+        if isinstance(alias, str)
+    }
+    gunicorn = set(re.findall(r"os\.environ\.get\(\"(\w+)\"", (ROOT / "gunicorn.conf.py").read_text()))
+    env = environment()
+
+    assert set(env) <= settings | gunicorn, set(env) - settings - gunicorn
+    assert env["ANTHROPIC_API_KEY"] is None  # no literal key anywhere
+    (key,) = [item for item in container()["env"] if item["name"] == "ANTHROPIC_API_KEY"]
+    assert set(key["valueFrom"]) == {"secretKeyRef"}
+    Settings(**{"ANTHROPIC_API_KEY": "any", **{k: v for k, v in env.items() if k in settings and v}})
+
+
+def test_shutdown_fits_in_the_grace_period_in_the_right_order() -> None:
+    spec = of_kind("Deployment")["spec"]["template"]["spec"]
+    env = environment()
+    pause = container()["lifecycle"]["preStop"]["sleep"]["seconds"]
+    streams_grace = float(env.get("CHAT_SHUTDOWN_GRACE") or Settings.model_fields["shutdown_grace"].default)
+    gunicorn_grace = float(env.get("GRACEFUL_TIMEOUT") or 60)
+
+    # The kubelet counts the preStop pause in the grace period, then sends SIGTERM: streams get
+    # their grace, then gunicorn stops waiting for workers, then (last) the kubelet kills.
+    assert streams_grace < gunicorn_grace
+    assert pause + gunicorn_grace < spec["terminationGracePeriodSeconds"]
+
+
+def test_the_pod_is_locked_down_and_writes_only_to_empty_dirs() -> None:
+    spec = of_kind("Deployment")["spec"]["template"]["spec"]
+    security = container()["securityContext"]
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+    # The image's own user is the one the pod runs as.
+    assert f"--uid {spec['securityContext']['runAsUser']}" in (ROOT / "Dockerfile").read_text()
+    mounts = {mount["mountPath"]: mount["name"] for mount in container()["volumeMounts"]}
+    volumes = {volume["name"]: volume for volume in spec["volumes"]}
+    metrics_dir = re.search(r"PROMETHEUS_MULTIPROC_DIR=(\S+)", (ROOT / "Dockerfile").read_text())
+    assert metrics_dir is not None
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+    assert Path(metrics_dir[1]).is_relative_to("/tmp")
+
+
+def test_the_autoscaler_and_disruption_budget_target_the_deployment() -> None:
+    deployment = of_kind("Deployment")
+    hpa = of_kind("HorizontalPodAutoscaler")
+    pdb = of_kind("PodDisruptionBudget")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    assert [metric["resource"]["name"] for metric in hpa["spec"]["metrics"]] == ["cpu"]
+    assert hpa["spec"]["minReplicas"] > pdb["spec"]["maxUnavailable"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    for selector in (deployment["spec"]["selector"], pdb["spec"]["selector"]):
+        assert selector["matchLabels"].items() <= labels.items()
+    assert of_kind("Service")["spec"]["selector"].items() <= labels.items()
+    # One gunicorn worker per core the pod is given.
+    assert int(environment()["WEB_CONCURRENCY"] or 0) == int(container()["resources"]["limits"]["cpu"])
+
+
+def test_the_probed_and_scraped_paths_answer_200_on_the_running_service(client: httpx.Client) -> None:
+    annotations = of_kind("Deployment")["spec"]["template"]["metadata"]["annotations"]
+    probes = [container()[name]["httpGet"] for name in ("startupProbe", "livenessProbe", "readinessProbe")]
+    (port,) = [p["containerPort"] for p in container()["ports"] if p["name"] == "http"]
+
+    assert {probe["port"] for probe in probes} == {"http"}
+    assert str(port) == annotations["prometheus.io/port"] == "8000"  # the image's PORT
+    for path in {probe["path"] for probe in probes} | {annotations["prometheus.io/path"]}:
+        assert client.get(path).status_code == 200, path
