@@ -16,6 +16,7 @@ from app.api.errors import install_error_handlers
 from app.api.limits import BodySizeLimitMiddleware
 from app.api.openapi import document_configured_limits
 from app.api.routes import chat, health
+from app.api.routes.demo import install_demo_page
 from app.api.sse import OpenStreams
 from app.config import Settings, get_settings
 from app.lifecycle import Draining
@@ -80,8 +81,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(chat.router)
     app.include_router(health.router)
+    if settings.demo_page:
+        install_demo_page(app)
     install_error_handlers(app)
     document_configured_limits(app, settings)
+    # The last added is the outermost. CORS wraps every response the app makes, the body-size
+    # limit's 413 included (a browser shows a response without CORS headers as an opaque
+    # network error); the request log wraps CORS, so preflights are logged with a request id.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -90,7 +97,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID"],
         )
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLogMiddleware)
     return app
 
