@@ -6,7 +6,12 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEFAULT_MODEL = "claude-3-5-sonnet-latest"
+# The specification asked for Claude 3.5 Sonnet, which Anthropic retired on 2025-10-28; this is
+# the current model of the same Sonnet line. CHAT_MODEL pins any other.
+DEFAULT_MODEL = "claude-sonnet-5-5"
+
+ThinkingDisplay = Literal["summarized", "omitted"]
+Effort = Literal["low", "medium", "high", "xhigh", "max"]
 
 # Env var that chooses the default model; quoted in errors so operators know what to change.
 MODEL_SETTING = "CHAT_MODEL"
@@ -33,8 +38,17 @@ class Settings(BaseSettings):
         description="If non-empty, requests may only choose these models (others get 422).",
     )
     system_prompt: str | None = None
-    max_tokens_default: int = Field(default=1024, ge=1)
-    max_tokens_ceiling: int = Field(default=8192, ge=1)
+    # Thinking counts toward max_tokens: the default leaves room for a long think and a full
+    # answer; the ceiling is what current Sonnet models can write in one answer.
+    max_tokens_default: int = Field(default=16000, ge=1)
+    max_tokens_ceiling: int = Field(default=64000, ge=1)
+    thinking: ThinkingDisplay | None = Field(
+        default=None,
+        description="Default thinking display (summarized or omitted); unset: the model's own default.",
+    )
+    effort: Effort | None = Field(
+        default=None, description="Default effort (low … max); unset: the model's own default (high)."
+    )
 
     connect_timeout: float = Field(default=10.0, gt=0)
     read_timeout: float = Field(
@@ -75,6 +89,12 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("thinking", "effort", "system_prompt", "anthropic_base_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # Compose passes `${CHAT_EFFORT:-}` as an empty string when the variable is not set.
+        return None if value == "" else value
 
     @field_validator("log_level", mode="before")
     @classmethod

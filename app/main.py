@@ -1,5 +1,6 @@
 """The app factory and its lifespan: one Anthropic client per process."""
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ from app.config import Settings, get_settings
 from app.lifecycle import Draining
 from app.log import RequestLogMiddleware, configure_logging
 from app.services.chat import ChatService
+from app.services.model_check import check_configured_model
 
 log = structlog.get_logger(__name__)
 
@@ -66,9 +68,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()
         log.info("started", model=settings.model, base_url=str(client.base_url))
+        # In the background: start-up (and the health check) does not wait for Anthropic.
+        model_check = asyncio.ensure_future(
+            check_configured_model(client, settings.model, wait_at_most=min(settings.connect_timeout, 5.0))
+        )
         try:
             yield
         finally:
+            model_check.cancel()
             await app.state.open_streams.aclose()
             await client.close()
             log.info("stopped")

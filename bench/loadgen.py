@@ -29,6 +29,8 @@ RELAY = "relay"
 ANTHROPIC = "anthropic"
 READ_SIZE = 1 << 16
 RELAY_JSON_KEYS = frozenset({"id", "model", "role", "content", "stop_reason", "usage"})
+# The service adds the thinking summary (null unless asked for); the reference relay has none.
+RELAY_JSON_OPTIONAL_KEYS = frozenset({"thinking"})
 
 
 class ProtocolError(Exception):
@@ -46,7 +48,7 @@ class Target:
         payload: dict[str, Any] = {"messages": [{"role": "user", "content": "Benchmark"}], "stream": stream}
         path = b"/chat"
         if self.kind == ANTHROPIC:
-            payload |= {"model": "claude-sonnet-5", "max_tokens": 1024}
+            payload |= {"model": "claude-sonnet-5-5", "max_tokens": 1024}
             path = b"/v1/messages"
         body = orjson.dumps(payload)
         return (
@@ -254,7 +256,7 @@ def _parse_head(head: bytes) -> tuple[int, dict[bytes, bytes]]:
 def _json_body(target: Target, raw: bytes, result: Result) -> None:
     message = orjson.loads(raw)
     if target.kind == RELAY:
-        if set(message) != RELAY_JSON_KEYS or message["role"] != "assistant":
+        if set(message) - RELAY_JSON_OPTIONAL_KEYS != RELAY_JSON_KEYS or message["role"] != "assistant":
             raise ProtocolError(f"unexpected JSON shape: keys {sorted(message)}")
         result.texts.append(message["content"])
     else:

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 from sse_starlette import EventSourceResponse
 
-MODEL = "claude-sonnet-5"
+MODEL = "claude-sonnet-5-5"
 
 app = FastAPI()
 client = AsyncAnthropic(max_retries=0)

@@ -190,7 +190,7 @@ def write_report(run: dict[str, Any], out: Path) -> None:
         "  without a restart, and its CPU is counted with the load generator's. The last table shows how",
         "  busy core 1 was in each phase: below 100 % the load side was not what limited a relay.",
         "- The service runs as shipped, configured only by environment (`ANTHROPIC_API_KEY=bench-key`,",
-        "  `ANTHROPIC_BASE_URL` = the fake, `CHAT_MODEL=claude-sonnet-5`, `CHAT_LOG_FORMAT=json`, stdout to a",
+        "  `ANTHROPIC_BASE_URL` = the fake, `CHAT_MODEL=claude-sonnet-5-5`, `CHAT_LOG_FORMAT=json`, stdout to a",
         "  file): JSON logs with a summary line per request, request ids, retries armed, pings at the default",
         f"  interval. Its log of this run: {log.get('request_lines', '?')} request lines, "
         f"{log.get('with_request_id', '?')} with a request id, {log.get('retries', '?')} retries, "

@@ -48,7 +48,7 @@ PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 _CORES = sorted(os.sched_getaffinity(0))
 RELAY_CORE, LOAD_CORE = (_CORES[0], _CORES[1]) if len(_CORES) >= 2 else (_CORES[0], _CORES[0])
 FD_LIMIT = 65536
-MODEL = "claude-sonnet-5"
+MODEL = "claude-sonnet-5-5"
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,11 @@ import orjson
 from tests.fakes.anthropic_api import FakeAnthropic, Reply, default_tokens
 
 CALLS = 3000
-BODY = {"model": "claude-sonnet-5", "max_tokens": 256, "messages": [{"role": "user", "content": "Benchmark"}]}
+BODY = {
+    "model": "claude-sonnet-5-5",
+    "max_tokens": 256,
+    "messages": [{"role": "user", "content": "Benchmark"}],
+}
 EXPECTED = "".join(default_tokens(50))
 
 

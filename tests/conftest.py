@@ -33,7 +33,7 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "sk-ant-test-0123456789abcdef"
-CURRENT_MODEL = "claude-sonnet-5"
+CURRENT_MODEL = "claude-sonnet-5-5"
 # Worktrees that test side by side each build their own tag.
 IMAGE_TAG = os.environ.get("CHAT_TEST_IMAGE", "chat-service:test")
 LOCAL_BASE_IMAGE = "chat-service-base:bookworm"  # made by .ci/docker-setup where no registry answers

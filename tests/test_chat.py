@@ -22,6 +22,7 @@ def test_json_answer_can_be_appended_to_the_history(client: httpx.Client, fake: 
         "model": CURRENT_MODEL,
         "role": "assistant",
         "content": "".join(TRICKY_TOKENS),
+        "thinking": None,
         "stop_reason": "end_turn",
         "usage": {"input_tokens": input_tokens(fake.received[-1].body), "output_tokens": len(TRICKY_TOKENS)},
     }
@@ -112,7 +113,7 @@ def test_history_system_prompt_and_limits_reach_upstream_unchanged(
         assert sent["system"] == "Answer in one word."
         assert sent["max_tokens"] == 77
         assert sent["model"] == "claude-haiku-4-5"
-        assert sent["stream"] is stream
+        assert sent["stream"] is True  # JSON mode reads Anthropic's stream too
 
 
 def test_server_defaults_fill_what_the_request_leaves_out(client: httpx.Client, fake: FakeAnthropic) -> None:
@@ -140,7 +141,16 @@ def test_openapi_documents_the_contract(client: httpx.Client) -> None:
     assert {"400", "401", "429", "502", "503", "504"} <= set(operation["responses"])
     request = spec["components"]["schemas"]["ChatRequest"]
     assert request["additionalProperties"] is False
-    assert set(request["properties"]) == {"messages", "stream", "system", "model", "max_tokens"}
+    assert set(request["properties"]) == {
+        "messages",
+        "stream",
+        "system",
+        "model",
+        "max_tokens",
+        "thinking",
+        "effort",
+    }
+    assert request["properties"]["effort"]["anyOf"][0]["enum"] == ["low", "medium", "high", "xhigh", "max"]
 
 
 def test_request_id_is_echoed_or_made(client: httpx.Client) -> None:

@@ -92,7 +92,7 @@ def test_each_request_has_one_summary_line_with_what_operators_ask(
             "path": "/chat",
             "status": 200,
             "stream": True,
-            "model": "claude-sonnet-5",
+            "model": "claude-sonnet-5-5",
             "retries": 1,
             "input_tokens": input_tokens(fake.received[-1].body),
             "output_tokens": 2,

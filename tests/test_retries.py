@@ -107,16 +107,33 @@ def test_stream_failure_before_the_first_token_is_retried(
     assert len(fake.received) == 2
 
 
-def test_in_band_error_before_the_first_token_that_persists_is_an_http_status(
+def test_in_band_error_before_the_stream_starts_that_persists_is_an_http_status(
     client: httpx.Client, fake: FakeAnthropic
 ) -> None:
-    fake.enqueue(*[Reply(error_after=0, error_type="overloaded_error")] * 3)
+    fake.enqueue(*[Reply(error_at_start=True, error_type="overloaded_error")] * 3)
 
     response = client.post("/chat", json=chat_body(stream=True))
 
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/json"
     assert response.json()["detail"]["type"] == "overloaded_error"
+    assert len(fake.received) == 3
+
+
+def test_in_band_error_after_the_start_that_persists_ends_the_stream_with_an_error_event(
+    client: httpx.Client, fake: FakeAnthropic
+) -> None:
+    # Anthropic accepted the request, so `start` went out at once; the retries that follow are
+    # invisible until the attempts run out.
+    fake.enqueue(*[Reply(error_after=0, error_type="overloaded_error")] * 3)
+
+    with client.stream("POST", "/chat", json=chat_body(stream=True)) as response:
+        stream = read_stream(response)
+
+    assert response.status_code == 200
+    assert stream.names == ["start", "error"]
+    assert stream.events[-1].json["error"]["type"] == "overloaded_error"
+    assert len(fake.received) == 3
 
 
 @pytest.mark.parametrize(

@@ -105,8 +105,8 @@ def test_bad_api_key_answers_401(start_service, stream: bool) -> None:  # type: 
 
 
 @MODES
-def test_retired_default_model_names_the_setting(start_service, stream: bool) -> None:  # type: ignore[no-untyped-def]
-    service: Service = start_service(CHAT_MODEL=None)  # the product default, claude-3-5-sonnet-latest
+def test_retired_configured_model_names_the_setting(start_service, stream: bool) -> None:  # type: ignore[no-untyped-def]
+    service: Service = start_service(CHAT_MODEL="claude-3-5-sonnet-latest")
     with httpx.Client(base_url=service.url) as client:
         response = post_chat(client, stream)
 

@@ -16,7 +16,7 @@ flight to finish within the graceful shutdown period.
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Mapping
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -77,12 +77,13 @@ class EventStreamResponse(Response):
         *,
         streams: OpenStreams,
         farewell: bytes,
+        headers: Mapping[str, str] | None = None,
         on_shutdown: Callable[[], None] = lambda: None,
     ) -> None:
         # No super().__init__(): it would set a Content-Length for an empty body.
         self.status_code = 200
         self.background = None
-        self.init_headers({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self.init_headers({"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})})
         self._frames = frames
         self._streams = streams
         self._farewell = farewell  # sent when shutdown's grace period ends the stream

@@ -114,7 +114,7 @@ def _describe(kind: ErrorKind, upstream_message: str, model: ModelChoice) -> str
         return (
             f"The configured model {model.name!r} is unknown to Anthropic or retired "
             f"(upstream said: {upstream_message}). Set {MODEL_SETTING} to a current model, "
-            f"e.g. {MODEL_SETTING}=claude-sonnet-5."
+            f"e.g. {MODEL_SETTING}=claude-sonnet-5-5."
         )
     if kind is ErrorKind.MODEL_NOT_FOUND:
         return (

@@ -36,11 +36,13 @@ class _stop_if_asked_to_wait_over(stop_base):  # tenacity's naming
         return bool(error and error.retry_after is not None and error.retry_after > self.ceiling)
 
 
-def retrying(settings: Settings, on_retry: Callable[[], None]) -> AsyncRetrying:
+def retrying(settings: Settings, on_retry: Callable[[], None], attempts: int | None = None) -> AsyncRetrying:
     """Exponential backoff with jitter, except that the server's `retry-after` wins.
 
     A `retry-after` longer than the ceiling stops at once: sleeping that long would hold the
     client for nothing, so it gets the status and `Retry-After` to come back later instead.
+    `attempts` is what is left of the request's attempts when an answer that has started is
+    retried in place.
     """
     backoff = wait_exponential_jitter(
         initial=settings.retry_initial_wait,
@@ -68,7 +70,7 @@ def retrying(settings: Settings, on_retry: Callable[[], None]) -> AsyncRetrying:
 
     return AsyncRetrying(
         retry=retry_if_exception(_retryable),
-        stop=stop_after_attempt(settings.retry_attempts)
+        stop=stop_after_attempt(settings.retry_attempts if attempts is None else attempts)
         | _stop_if_asked_to_wait_over(settings.retry_max_wait),
         wait=wait,
         before_sleep=before_sleep,

@@ -42,6 +42,8 @@ TRICKY_TOKENS = (
     " end.",
 )
 
+DEMO_THINKING = ("The user says hi. ", "A short, friendly greeting ", "is the right answer.")
+
 # Models Anthropic has retired answer 404, as the real API does.
 RETIRED_MODELS = frozenset(
     {"claude-3-5-sonnet-latest", "claude-3-5-sonnet-20241022", "claude-3-5-sonnet-20240620"}
@@ -68,6 +70,7 @@ class Reply:
     error_message: str = ""
     raw_body: bytes | None = None  # sent as the body, whatever it is
     error_after: int | None = None  # in-band `event: error` after this many tokens
+    error_at_start: bool = False  # in-band `event: error` as the first event, before message_start
     stall_after: int | None = None  # stop sending after this many tokens, keep the connection
     reset_after: int | None = None  # reset the connection after this many tokens
     truncate_after: int | None = None  # end the body cleanly after this many tokens
@@ -75,6 +78,20 @@ class Reply:
     drop: bool = False  # close the connection without answering
     extra_events: Sequence[tuple[str, str]] = ()  # (event, data) sent before the first token
     stop_reason: str = "end_turn"
+    # Thinking, as today's models do before the text: a `thinking` block (its summary pieces are
+    # sent as thinking_delta only when the request asked for display "summarized"), with pings.
+    thinking: Sequence[str] = ()
+    thinking_seconds: float = 0.0  # spread over the summary pieces, pinging every `ping_every`
+    ping_every: float = 0.25
+    redacted_thinking: bool = False  # a `redacted_thinking` block instead
+    # A fault halfway through the thinking: "error" (in-band event), "reset", "stall" or "truncate".
+    fault_while_thinking: str | None = None
+    unknown_block: bool = False  # a block of a type added later, with its own delta type, before the text
+    split_text_at: int | None = None  # the text in two blocks, the second from this token on
+    # Malformed upstream after this many tokens: "missing_text" (a text_delta without its text)
+    # or "not_json" (a data line that is not JSON).
+    malformed: str | None = None
+    malformed_after: int = 1
 
     @classmethod
     def text(cls, tokens: Sequence[str] | None = None, *, interval: float = 0.0, **kw: Any) -> Reply:
@@ -91,6 +108,14 @@ class Reply:
     @property
     def text_value(self) -> str:
         return "".join(self.tokens)
+
+    @property
+    def thinks(self) -> bool:
+        return bool(self.thinking) or self.thinking_seconds > 0 or self.redacted_thinking
+
+    @property
+    def output_tokens(self) -> int:
+        return len(self.tokens) + (len(self.thinking) or (8 if self.thinks else 0))
 
 
 @dataclass
@@ -119,11 +144,25 @@ def _event(name: str, payload: dict[str, Any]) -> bytes:
     )
 
 
-def _delta(text: str) -> bytes:
+def _delta(text: str, index: int = 0) -> bytes:
     return _event(
         "content_block_delta",
-        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
+        {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}},
     )
+
+
+def _block_start(index: int, block: dict[str, Any]) -> bytes:
+    return _event(
+        "content_block_start", {"type": "content_block_start", "index": index, "content_block": block}
+    )
+
+
+def _block_stop(index: int) -> bytes:
+    return _event("content_block_stop", {"type": "content_block_stop", "index": index})
+
+
+PING = _event("ping", {"type": "ping"})
+SIGNATURE = "EqQBCkgIARABGAIiQL2fake0signature0for0tests"
 
 
 class _ClientGone(Exception):
@@ -271,6 +310,8 @@ class FakeAnthropic:
         reply = self._script.popleft() if self._script else self.default
         request_id = f"req_fake{next(_ids):06d}"
 
+        if target.startswith("/v1/models/"):
+            return self._model_info(writer, target.removeprefix("/v1/models/").split("?")[0], request_id)
         if not target.startswith("/v1/messages"):
             self._send_error(writer, 404, "not_found_error", f"Not found: {target}", request_id)
             return True
@@ -292,6 +333,9 @@ class FakeAnthropic:
         if body.get("model") in RETIRED_MODELS:
             self._send_error(writer, 404, "not_found_error", f"model: {body['model']}", request_id)
             return True
+        if problem := _thinking_problem(body):
+            self._send_error(writer, 400, "invalid_request_error", problem, request_id)
+            return True
 
         if reply.drop:
             return False
@@ -301,6 +345,11 @@ class FakeAnthropic:
             if reply.hang:
                 await gone
                 return False
+            if reply.status == 200 and reply.raw_body is not None:
+                self._send(writer, 200, "text/html", reply.raw_body, request_id, reply.headers)
+                await writer.drain()
+                received.finished = True
+                return True
             if reply.status != 200:
                 if reply.raw_body is not None:
                     self._send(writer, reply.status, "text/html", reply.raw_body, request_id, reply.headers)
@@ -324,10 +373,10 @@ class FakeAnthropic:
                 "type": "message",
                 "role": "assistant",
                 "model": body.get("model", ""),
-                "content": [{"type": "text", "text": text}],
+                "content": [*_thinking_blocks(reply, body), {"type": "text", "text": text}],
                 "stop_reason": reply.stop_reason,
                 "stop_sequence": None,
-                "usage": {"input_tokens": input_tokens(body), "output_tokens": len(reply.tokens)},
+                "usage": {"input_tokens": input_tokens(body), "output_tokens": reply.output_tokens},
             }
             if reply.interval:
                 await asyncio.sleep(reply.interval * len(reply.tokens))
@@ -416,77 +465,194 @@ class FakeAnthropic:
             "usage": {"input_tokens": input_tokens(body), "output_tokens": 1},
         }
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
+        if reply.error_at_start:
+            return await self._fault("error", reply, writer, gone, received)
         writer.write(_event("message_start", {"type": "message_start", "message": message}))
-        writer.write(
-            _event(
-                "content_block_start",
-                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-            )
-        )
-        writer.write(_event("ping", {"type": "ping"}))
-        for name, data in reply.extra_events:
-            writer.write(_chunk(f"event: {name}\ndata: {data}\n\n".encode()))
         self.open_streams += 1
         try:
+            index = 0
+            if reply.thinks:
+                fault = await self._think(reply, body, writer, gone)
+                if fault is not None:
+                    return await self._fault(fault, reply, writer, gone, received)
+                index += 1
+            if reply.unknown_block:
+                writer.write(_block_start(index, {"type": "mystery_block", "payload": {"x": 1}}))
+                writer.write(
+                    _event(
+                        "content_block_delta",
+                        {"type": "content_block_delta", "index": index, "delta": {"type": "mystery_delta"}},
+                    )
+                )
+                writer.write(_block_stop(index))
+                index += 1
+            writer.write(_block_start(index, {"type": "text", "text": ""}))
+            writer.write(PING)
+            for name, data in reply.extra_events:
+                writer.write(_chunk(f"event: {name}\ndata: {data}\n\n".encode()))
             for sent, token in enumerate(reply.tokens):
                 if sent == reply.error_after:
-                    writer.write(
-                        _event(
-                            "error",
-                            {
-                                "type": "error",
-                                "error": {
-                                    "type": reply.error_type or "overloaded_error",
-                                    "message": reply.error_message or "Overloaded",
-                                },
-                            },
-                        )
-                    )
-                    writer.write(b"0\r\n\r\n")
-                    await writer.drain()
-                    received.finished = True
-                    return True
-                if sent == reply.stall_after or sent == reply.reset_after or sent == reply.truncate_after:
-                    break
+                    return await self._fault("error", reply, writer, gone, received)
+                if sent == reply.stall_after:
+                    return await self._fault("stall", reply, writer, gone, received)
+                if sent == reply.reset_after:
+                    return await self._fault("reset", reply, writer, gone, received)
+                if sent == reply.truncate_after:
+                    return await self._fault("truncate", reply, writer, gone, received)
+                if reply.malformed and sent == reply.malformed_after:
+                    if reply.malformed == "missing_text":
+                        bad = {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta"}}
+                        writer.write(_event("content_block_delta", bad))
+                    else:
+                        writer.write(_chunk(b"event: content_block_delta\ndata: {not json\n\n"))
+                if sent and sent == reply.split_text_at:
+                    writer.write(_block_stop(index))
+                    index += 1
+                    writer.write(_block_start(index, {"type": "text", "text": ""}))
                 if reply.interval and sent:
                     await asyncio.sleep(reply.interval)
                     if gone.done():
                         raise _ClientGone
-                writer.write(self._cached_delta(token))
+                writer.write(self._cached_delta(token) if index == 0 else _delta(token, index))
                 if reply.interval or sent % 16 == 15:
                     await writer.drain()
-            else:
-                writer.write(_event("content_block_stop", {"type": "content_block_stop", "index": 0}))
-                writer.write(
-                    _event(
-                        "message_delta",
-                        {
-                            "type": "message_delta",
-                            "delta": {"stop_reason": reply.stop_reason, "stop_sequence": None},
-                            "usage": {"output_tokens": len(reply.tokens)},
-                        },
-                    )
+            writer.write(_block_stop(index))
+            writer.write(
+                _event(
+                    "message_delta",
+                    {
+                        "type": "message_delta",
+                        "delta": {"stop_reason": reply.stop_reason, "stop_sequence": None},
+                        "usage": {"output_tokens": reply.output_tokens},
+                    },
                 )
-                writer.write(_event("message_stop", {"type": "message_stop"}))
-                writer.write(b"0\r\n\r\n")
-                await writer.drain()
-                received.finished = True
-                return True
-            await writer.drain()
-            if reply.stall_after is not None:
-                await gone
-                return False
-            if reply.reset_after is not None:
-                sock = writer.get_extra_info("socket")
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                writer.transport.abort()
-                return False
-            writer.write(b"0\r\n\r\n")  # truncated: a clean end with no message_stop
+            )
+            writer.write(_event("message_stop", {"type": "message_stop"}))
+            writer.write(b"0\r\n\r\n")
             await writer.drain()
             received.finished = True
             return True
         finally:
             self.open_streams -= 1
+
+    async def _think(
+        self, reply: Reply, body: dict[str, Any], writer: asyncio.StreamWriter, gone: asyncio.Future[bytes]
+    ) -> str | None:
+        """The thinking block at index 0, as the real API streams it; a scripted fault halfway
+        through it is returned instead of finishing it."""
+        if reply.redacted_thinking:
+            writer.write(_block_start(0, {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/fake"}))
+        else:
+            writer.write(_block_start(0, {"type": "thinking", "thinking": "", "signature": ""}))
+        await writer.drain()
+        summarized = (body.get("thinking") or {}).get("display") == "summarized"
+        pieces = list(reply.thinking) if summarized and not reply.redacted_thinking else []
+        steps = max(len(reply.thinking), 1)
+        for step in range(steps):
+            await self._pause_with_pings(reply.thinking_seconds / steps, reply.ping_every, writer, gone)
+            if reply.fault_while_thinking and step >= steps // 2:
+                return reply.fault_while_thinking  # with the first half of the summary sent
+            if step < len(pieces):
+                delta = {"type": "thinking_delta", "thinking": pieces[step]}
+                writer.write(
+                    _event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta})
+                )
+                await writer.drain()
+        if not reply.redacted_thinking:
+            writer.write(
+                _event(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "signature_delta", "signature": SIGNATURE},
+                    },
+                )
+            )
+        writer.write(_block_stop(0))
+        return None
+
+    async def _pause_with_pings(
+        self, seconds: float, every: float, writer: asyncio.StreamWriter, gone: asyncio.Future[bytes]
+    ) -> None:
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(every, left))
+            if gone.done():
+                raise _ClientGone
+            if deadline - time.monotonic() > 0:
+                writer.write(PING)
+                await writer.drain()
+
+    async def _fault(
+        self,
+        fault: str,
+        reply: Reply,
+        writer: asyncio.StreamWriter,
+        gone: asyncio.Future[bytes],
+        received: Received,
+    ) -> bool:
+        if fault == "error":
+            error = {
+                "type": reply.error_type or "overloaded_error",
+                "message": reply.error_message or "Overloaded",
+            }
+            writer.write(_event("error", {"type": "error", "error": error}))
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+            received.finished = True
+            return True
+        await writer.drain()
+        if fault == "stall":
+            await gone
+            return False
+        if fault == "reset":
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+            return False
+        writer.write(b"0\r\n\r\n")  # truncated: a clean end with no message_stop
+        await writer.drain()
+        received.finished = True
+        return True
+
+    def _model_info(self, writer: asyncio.StreamWriter, model: str, request_id: str) -> bool:
+        if model in RETIRED_MODELS:
+            self._send_error(writer, 404, "not_found_error", f"model: {model}", request_id)
+            return True
+        info = {
+            "type": "model",
+            "id": model,
+            "display_name": model.replace("-", " ").title(),
+            "created_at": "2026-01-01T00:00:00Z",
+            "lifecycle": "active",
+        }
+        self._send(writer, 200, "application/json", json.dumps(info).encode(), request_id)
+        return True
+
+
+def _thinking_blocks(reply: Reply, body: dict[str, Any]) -> list[dict[str, Any]]:
+    if not reply.thinks:
+        return []
+    if reply.redacted_thinking:
+        return [{"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/fake"}]
+    summarized = (body.get("thinking") or {}).get("display") == "summarized"
+    text = "".join(reply.thinking) if summarized else ""
+    return [{"type": "thinking", "thinking": text, "signature": SIGNATURE}]
+
+
+def _thinking_problem(body: dict[str, Any]) -> str | None:
+    """What today's models answer 400 to: manual thinking budgets, thinking disabled, prefill."""
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict):
+        if thinking.get("type") == "enabled" or "budget_tokens" in thinking:
+            return "thinking.type.enabled: not supported for this model; use thinking.type.adaptive"
+        if thinking.get("type") == "disabled":
+            return "thinking.type.disabled: not supported for this model"
+    messages = body.get("messages") or []
+    if messages and isinstance(messages[-1], dict) and messages[-1].get("role") == "assistant":
+        return "This model does not support assistant message prefill."
+    return None
 
 
 def input_tokens(body: dict[str, Any]) -> int:
@@ -501,11 +667,17 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=60, help="tokens per answer")
     parser.add_argument("--interval-ms", type=float, default=30.0, help="pause between tokens")
     parser.add_argument("--api-key", default=None, help="accept only this x-api-key")
+    parser.add_argument("--thinking-ms", type=float, default=0.0, help="think this long before the text")
     args = parser.parse_args()
     fake = FakeAnthropic(
         args.host,
         args.port,
-        default=Reply.text(default_tokens(args.tokens), interval=args.interval_ms / 1000),
+        default=Reply.text(
+            default_tokens(args.tokens),
+            interval=args.interval_ms / 1000,
+            thinking=DEMO_THINKING if args.thinking_ms else (),
+            thinking_seconds=args.thinking_ms / 1000,
+        ),
         api_key=args.api_key,
         record=0,
     )

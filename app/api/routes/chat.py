@@ -4,26 +4,26 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.exceptions import RequestValidationError
 
-from app.api.chat_events import SHUTDOWN_FRAME, chat_event_frames
 from app.api.deps import ChatServiceDep, OpenStreamsDep, SettingsDep, require_json
 from app.api.disconnect import cancelled_if_client_leaves
+from app.api.encoders.chat_events import ChatEventsEncoder
+from app.api.params import chat_params
+from app.api.relay import stream_response
 from app.api.schemas.chat import ChatRequest, ChatResponse, ErrorResponse
-from app.api.sse import EventStreamResponse
-from app.config import Settings
 from app.log import add_to_request_summary
-from app.services.chat import ChatParams, ChatStats
-from app.services.errors import ModelChoice
+from app.services.chat import ChatStats
 
 router = APIRouter()
 
 _STREAM_DESCRIPTION = """\
 With `"stream": true`: Server-Sent Events. Each event has an `event:` name and a JSON `data:`
-whose `type` repeats it: `start` (`id`, `model`), then `delta` (`text`) for each piece of the
-answer, then `end` (`stop_reason`, `usage`), then `data: [DONE]`. If Anthropic fails after the
-first delta, the stream ends with an `error` event (`error.type`, `error.message`) and no
-`[DONE]`. Comment lines (`: ping`) keep idle connections open.
+whose `type` repeats it: `start` (`id`, `model`) as soon as Anthropic has accepted the request,
+then `thinking` (`text`) while the model thinks (its summary with `"thinking": "summarized"`,
+else one event with an empty `text`), then `delta` (`text`) for each piece of the answer, then
+`end` (`stop_reason`, `usage`), then `data: [DONE]`. If Anthropic fails after thinking or answer
+text was sent, the stream ends with an `error` event (`error.type`, `error.message`) and no
+`[DONE]`. Comment lines (`: ping`) keep idle connections open, from `start` on.
 """
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -57,18 +57,12 @@ async def chat(
     streams: OpenStreamsDep,
 ) -> Response:
     """Send the whole conversation; get the next assistant message, as one JSON body or streamed."""
-    params = _params(request, settings)
+    messages = [{"role": message.role, "content": message.content} for message in request.messages]
+    params = chat_params(request, messages, settings)
     stats = ChatStats(model=params.model, stream=request.stream)
     add_to_request_summary(stats)
     if request.stream:
-        async with cancelled_if_client_leaves(connection.receive, on_leave=stats.client_left):
-            stream = await service.open_stream(params, stats)
-        return EventStreamResponse(
-            chat_event_frames(stream, stats),
-            streams=streams,
-            farewell=SHUTDOWN_FRAME,
-            on_shutdown=stats.ended_by_shutdown,
-        )
+        return await stream_response(connection, service, params, stats, streams, ChatEventsEncoder())
     async with cancelled_if_client_leaves(connection.receive, on_leave=stats.client_left):
         completion = await service.complete(params, stats)
     body = {
@@ -76,42 +70,8 @@ async def chat(
         "model": completion.model,
         "role": "assistant",
         "content": completion.text,
+        "thinking": completion.thinking,
         "stop_reason": completion.stop_reason,
-        "usage": {
-            "input_tokens": completion.usage.input_tokens,
-            "output_tokens": completion.usage.output_tokens,
-        },
+        "usage": completion.usage.as_dict(),
     }
     return Response(orjson.dumps(body), media_type="application/json")
-
-
-def _params(request: ChatRequest, settings: Settings) -> ChatParams:
-    """The request's choices checked against the server's limits, defaults filled in."""
-    problems: list[dict[str, Any]] = []
-    if request.model is not None and settings.allowed_models and request.model not in settings.allowed_models:
-        problems.append(
-            {
-                "type": "value_error",
-                "loc": ("body", "model"),
-                "msg": f"Value error, model must be one of: {', '.join(settings.allowed_models)}",
-                "input": request.model,
-            }
-        )
-    if request.max_tokens is not None and request.max_tokens > settings.max_tokens_ceiling:
-        problems.append(
-            {
-                "type": "less_than_equal",
-                "loc": ("body", "max_tokens"),
-                "msg": f"Input should be less than or equal to {settings.max_tokens_ceiling}",
-                "input": request.max_tokens,
-                "ctx": {"le": settings.max_tokens_ceiling},
-            }
-        )
-    if problems:
-        raise RequestValidationError(problems)
-    return ChatParams(
-        model=ModelChoice(request.model or settings.model, configured=request.model is None),
-        messages=[message.model_dump() for message in request.messages],
-        max_tokens=request.max_tokens or settings.max_tokens_default,
-        system=request.system if request.system is not None else settings.system_prompt,
-    )

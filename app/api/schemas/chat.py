@@ -4,6 +4,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from app.config import Effort, ThinkingDisplay
+
 
 def _no_nul(text: str) -> str:
     # No model input needs NUL, and some stores and proxies on the way choke on it.
@@ -44,10 +46,39 @@ class ChatMessage(BaseModel):
         return value
 
 
-class ChatRequest(BaseModel):
-    """The whole conversation so far. Nothing is stored on the server: send it all every time."""
+class ChatOptions(BaseModel):
+    """How to answer: the options that every chat route takes beside the conversation."""
 
     # strict: "stream": "yes" or "max_tokens": "5" are mistakes to report, not to guess at.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    system: Text | None = Field(
+        default=None,
+        description='A system prompt that replaces the server\'s default for this request; `""` sends none.',
+    )
+    model: NonBlank | None = Field(
+        default=None, description="A Claude model id; the server's configured model if omitted."
+    )
+    max_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="Most tokens to generate, thinking included; the server's default if omitted.",
+    )
+    thinking: ThinkingDisplay | None = Field(
+        default=None,
+        description="`summarized`: the model's thinking is streamed as `thinking` events (and returned "
+        "as `thinking`); `omitted`: only that it thinks. The server's default if omitted.",
+    )
+    effort: Effort | None = Field(
+        default=None,
+        description="How hard the model works on the answer: more effort, more thinking and tokens. "
+        "The server's default (else the model's, `high`) if omitted.",
+    )
+
+
+class ChatRequest(ChatOptions):
+    """The whole conversation so far. Nothing is stored on the server: send it all every time."""
+
     model_config = ConfigDict(
         extra="forbid",
         strict=True,
@@ -62,6 +93,8 @@ class ChatRequest(BaseModel):
                     ],
                     "system": "Answer in one word.",
                     "stream": True,
+                    "thinking": "summarized",
+                    "effort": "low",
                 },
             ]
         },
@@ -73,15 +106,6 @@ class ChatRequest(BaseModel):
     )
     stream: bool = Field(
         default=False, description="Answer as Server-Sent Events, token by token, instead of one JSON body."
-    )
-    system: Text | None = Field(
-        default=None, description="A system prompt that replaces the server's default for this request."
-    )
-    model: NonBlank | None = Field(
-        default=None, description="A Claude model id; the server's configured model if omitted."
-    )
-    max_tokens: int | None = Field(
-        default=None, ge=1, description="Most tokens to generate; the server's default if omitted."
     )
 
 
@@ -98,9 +122,10 @@ class ChatResponse(BaseModel):
             "examples": [
                 {
                     "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
-                    "model": "claude-sonnet-5",
+                    "model": "claude-sonnet-5-5",
                     "role": "assistant",
                     "content": "Hello!",
+                    "thinking": None,
                     "stop_reason": "end_turn",
                     "usage": {"input_tokens": 10, "output_tokens": 3},
                 }
@@ -112,7 +137,13 @@ class ChatResponse(BaseModel):
     model: str
     role: Literal["assistant"] = "assistant"
     content: str
-    stop_reason: str | None
+    thinking: str | None = Field(
+        description="The model's thinking summary when `thinking` was `summarized`, else null."
+    )
+    stop_reason: str | None = Field(
+        description="`end_turn` when the answer is complete; `max_tokens`: cut at the limit; "
+        "`refusal`: the model declined."
+    )
     usage: Usage
 
 

@@ -1,4 +1,4 @@
-"""Incremental decoding of Anthropic's Server-Sent Events byte stream."""
+"""Anthropic's Server-Sent Events, from bytes to the JSON payload of each event."""
 
 from typing import Any
 
@@ -15,7 +15,7 @@ def _unreadable(what: str) -> UpstreamError:
     return UpstreamError(ErrorKind.UPSTREAM, f"Anthropic sent {what}.", retryable=True)
 
 
-class EventDecoder:
+class SseDecoder:
     """Splits the byte stream into the JSON payloads of its events.
 
     Anthropic names each event twice, in `event:` and in the payload's `type`, so only the
