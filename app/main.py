@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from app.api.errors import install_error_handlers
 from app.api.limits import BodySizeLimitMiddleware
 from app.api.openapi import document_configured_limits
-from app.api.routes import chat, health
+from app.api.routes import chat, chat_ui, health
 from app.api.routes.demo import install_demo_page
 from app.api.sse import OpenStreams
 from app.config import Settings, get_settings
@@ -87,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(chat.router)
+    app.include_router(chat_ui.router)
     app.include_router(health.router)
     if settings.demo_page:
         install_demo_page(app)

@@ -1,6 +1,6 @@
 """Makes the README's screenshots of the demo page: the real service, the fake API, Chromium.
 
-    uv run python -m tests.demo_screenshot        # writes docs/demo-page.png and docs/demo-page-phone.png
+uv run python -m tests.demo_screenshot        # writes docs/demo-page.png and docs/demo-page-phone.png
 """
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ from tests.conftest import API_KEY, BASE_ENV, FRONTEND_ENV, ROOT, ServiceProcess
 from tests.fakes.anthropic_api import FakeAnthropic, Reply
 
 CONVERSATION = [
-    ("What does this service do?", "It relays a conversation to Claude and streams the answer back, token by token."),
+    (
+        "What does this service do?",
+        "It relays a conversation to Claude and streams the answer back, token by token.",
+    ),
     (
         "How does the page know\nwhat was said before?",
         "It sends the whole conversation with every message:\nthe service itself remembers nothing.",

@@ -14,6 +14,10 @@ from tests.fakes.anthropic_api import FakeAnthropic, Reply
 # A valid body for each chat endpoint.
 BODIES: dict[str, dict[str, Any]] = {
     "/chat": {"messages": [{"role": "user", "content": "hi"}], "stream": True},
+    "/chat/ui": {
+        "id": "c1",
+        "messages": [{"id": "m1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}],
+    },
 }
 
 # (case, how the body is changed, what the fake answers, the status expected)
