@@ -32,12 +32,20 @@ def words(text: str) -> list[str]:
 
 def converse(page: Page, fake: FakeAnthropic) -> None:
     for question, answer in CONVERSATION:
-        fake.enqueue(Reply.text(words(answer)))
+        fake.enqueue(
+            Reply.text(words(answer), thinking=["The user asks about the service. ", "Keep it short."])
+        )
         page.get_by_label("Message").fill(question)
         page.get_by_role("button", name="Send").click()
         expect(page.get_by_role("log").locator(".message.assistant").last).to_have_text(answer)
         expect(page.get_by_role("button", name="Send")).to_be_enabled()
+    page.get_by_role("log").locator("details").first.click()  # the first thoughts, unfolded
+    # A third question, caught while the model thinks.
+    thoughts = ["The user asks what Stop does. ", *["…"] * 39]
+    fake.enqueue(Reply.text(["Then", " it", " stops."], thinking=thoughts, thinking_seconds=20))
     page.get_by_label("Message").fill("And if I press Stop?")
+    page.get_by_role("button", name="Send").click()
+    expect(page.get_by_role("status")).to_be_visible()
 
 
 def main() -> None:
@@ -50,7 +58,7 @@ def main() -> None:
             with sync_playwright() as playwright:
                 browser = launch_chromium(playwright)
                 for name, options in {
-                    "demo-page.png": {"viewport": {"width": 960, "height": 640}},
+                    "demo-page.png": {"viewport": {"width": 960, "height": 760}},
                     "demo-page-phone.png": {"viewport": {"width": 390, "height": 720}, "is_mobile": True},
                 }.items():
                     context = browser.new_context(**options, device_scale_factor=1)  # type: ignore[arg-type]
@@ -58,6 +66,7 @@ def main() -> None:
                     page.goto(service.url)
                     converse(page, fake)
                     page.screenshot(path=out / name)
+                    page.get_by_role("button", name="Stop").click()
                     context.close()
                     print(out / name)
                 browser.close()

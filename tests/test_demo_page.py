@@ -74,6 +74,24 @@ def test_answer_appears_progressively(page: Page, fake: FakeAnthropic) -> None:
 
 
 @UVICORN_ONLY
+def test_thinking_shows_while_the_model_thinks(page: Page, fake: FakeAnthropic) -> None:
+    from playwright.sync_api import expect
+
+    fake.enqueue(Reply.text(["Here", " it", " is."], thinking=["Let me see. ", "Yes."], thinking_seconds=1.0))
+
+    answer = send(page, "Think first")
+
+    expect(page.get_by_role("status")).to_have_text("Thinking…")
+    assert not fake.received[-1].finished
+    expect(answer).to_have_text("Here it is.")
+    expect(page.get_by_role("status")).to_be_hidden()
+    expect(page.get_by_role("log").locator("details")).to_contain_text("Let me see. Yes.")
+    assert fake.received[-1].body["thinking"]["display"] == "summarized"
+    wait_until_idle(page)
+    assert page.get_by_role("log").locator(".message.assistant").inner_text() == "Here it is."
+
+
+@UVICORN_ONLY
 def test_second_turn_sends_the_first_answer_as_history(page: Page, fake: FakeAnthropic) -> None:
     from playwright.sync_api import expect
 

@@ -63,7 +63,9 @@ async function streamAnswer(answer) {
     response = await fetch("/chat", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ messages: history, stream: true }),
+      // "summarized": the model's thinking arrives as text (folded above the answer); "omitted"
+      // would only say that it thinks.
+      body: JSON.stringify({ messages: history, stream: true, thinking: "summarized" }),
       signal: controller.signal,
     });
   } catch (error) {
@@ -96,6 +98,7 @@ function handle(event, answer) {
     case "thinking": // the model is thinking; `text` is its summary when one was asked for
       status.hidden = false;
       if (event.text) thoughts(answer).append(event.text);
+      log.scrollTop = log.scrollHeight;
       break;
     case "delta":
       status.hidden = true;
