@@ -46,6 +46,10 @@ class Settings(BaseSettings):
         default=None,
         description="Default thinking display (summarized or omitted); unset: the model's own default.",
     )
+    prompt_cache: Literal["5m", "1h", "off"] = Field(
+        default="5m",
+        description="Anthropic's prompt cache for each conversation's prefix: its lifetime, or off.",
+    )
     effort: Effort | None = Field(
         default=None, description="Default effort (low … max); unset: the model's own default (high)."
     )

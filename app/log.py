@@ -1,36 +1,46 @@
-"""Logging: structlog JSON lines on stdout, and one summary line per request.
+"""Logging set-up: structlog JSON lines on stdout.
 
 Every stdlib logger (uvicorn's, gunicorn's, the SDK's) goes through the same renderer, so an
-operator's log pipeline sees one format. Each line of a request carries its request id.
+operator's log pipeline sees one format. The request middleware (app/api/request_log.py) binds
+a request id to each line of a request and writes one summary line per request.
 """
 
 import logging
-import os
-import re
 import sys
 import warnings
-from collections.abc import Callable, MutableMapping
-from contextvars import ContextVar
-from time import perf_counter
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 import structlog
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-REQUEST_ID_HEADER = "x-request-id"
-_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-
-log = structlog.get_logger("app.request")
+# Anthropic's keys are over 100 characters. A shorter value (a placeholder such as "x" in a test
+# set-up) is no key, and scrubbing it would mangle ordinary words ("Worker e[REDACTED]iting").
+MIN_SECRET_LENGTH = 16
 
 
 def _redactor(secret: str) -> Callable[[Any, str, Any], Any]:
+    # The key as it was given, and without the whitespace a pasted key often carries: a line
+    # escapes a trailing newline (repr, then JSON), so only the key's core is found verbatim.
+    secrets = sorted(
+        {value for value in (secret, secret.strip()) if len(value) >= MIN_SECRET_LENGTH}, key=len
+    )
+
     def redact(_: Any, __: str, line: Any) -> Any:
-        if secret and isinstance(line, str) and secret in line:
-            return line.replace(secret, "[REDACTED]")
+        if isinstance(line, str):
+            for value in reversed(secrets):
+                if value in line:
+                    line = line.replace(value, "[REDACTED]")
         return line
 
     return redact
+
+
+# Tracebacks without their frames' local variables: those hold request bodies (the prompt) and
+# the SDK's request options, whose headers carry the API key.
+_tracebacks = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
 
 
 class _NamedWriteLogger(structlog.WriteLogger):
@@ -59,8 +69,10 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", secret: str = "") 
     console = fmt == "console" or (fmt == "auto" and sys.stdout.isatty())
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     tail: list[structlog.types.Processor] = [
-        *([] if console else [structlog.processors.dict_tracebacks]),
-        structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer(serializer=_json),
+        *([] if console else [_tracebacks]),
+        structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
+        if console
+        else structlog.processors.JSONRenderer(serializer=_json),
         _redactor(secret),
     ]
 
@@ -88,6 +100,8 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", secret: str = "") 
     warnings.filterwarnings("default", message=r"The model .* is deprecated", category=DeprecationWarning)
     # The SDK's transport logs every upstream call at INFO; the summary line already has it.
     logging.getLogger("httpx2").setLevel(logging.WARNING)
+    # The SDK's DEBUG lines print each request's options, the prompt included.
+    logging.getLogger("anthropic").setLevel(max(logging.INFO, logging.getLevelNamesMapping()[level]))
 
     structlog.configure(
         processors=[
@@ -101,72 +115,3 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", secret: str = "") 
         logger_factory=_named_writer,
         cache_logger_on_first_use=True,
     )
-
-
-class SummarySource(Protocol):
-    def log_fields(self) -> dict[str, Any]: ...
-
-
-_summary_sources: ContextVar[list[SummarySource] | None] = ContextVar("summary_sources", default=None)
-
-
-def add_to_request_summary(source: SummarySource) -> None:
-    """Adds `source.log_fields()`, read when the response has been sent, to the summary line."""
-    if (sources := _summary_sources.get()) is not None:
-        sources.append(source)
-
-
-class RequestLogMiddleware:
-    """Pure ASGI (a BaseHTTPMiddleware would buffer and wrap streaming bodies).
-
-    Binds a request id to every log line of the request, echoes it in `X-Request-ID`, and writes
-    one summary line when the response is over, streamed or not.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = _request_id(scope)
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-        sources: list[SummarySource] = []
-        _summary_sources.set(sources)
-        header = (REQUEST_ID_HEADER.encode(), request_id.encode())
-        status = 500
-        started = perf_counter()
-
-        async def send_with_request_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_request_id)
-        finally:
-            fields: MutableMapping[str, Any] = {}
-            for source in sources:
-                fields.update(source.log_fields())
-            log.info(
-                "request",
-                method=scope["method"],
-                path=scope["path"],
-                status=status,
-                duration_ms=round((perf_counter() - started) * 1000, 1),
-                **fields,
-            )
-
-
-def _request_id(scope: Scope) -> str:
-    for name, value in scope["headers"]:
-        if name == b"x-request-id":
-            candidate = str(value.decode("latin-1"))
-            if _VALID_REQUEST_ID.fullmatch(candidate):
-                return candidate
-            break
-    return os.urandom(16).hex()  # as random as uuid4().hex, at a fraction of its cost

@@ -14,14 +14,16 @@ from fastapi.middleware.cors import CORSMiddleware
 from pydantic import ValidationError
 
 from app.api.errors import install_error_handlers
+from app.api.internal_errors import InternalErrorMiddleware
 from app.api.limits import BodySizeLimitMiddleware
+from app.api.open_streams import OpenStreams
 from app.api.openapi import document_configured_limits
+from app.api.request_log import RequestLogMiddleware
 from app.api.routes import chat, chat_ui, health
 from app.api.routes.demo import install_demo_page
-from app.api.sse import OpenStreams
 from app.config import Settings, get_settings
 from app.lifecycle import Draining
-from app.log import RequestLogMiddleware, configure_logging
+from app.log import configure_logging
 from app.services.chat import ChatService
 from app.services.model_check import check_configured_model
 
@@ -93,9 +95,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         install_demo_page(app)
     install_error_handlers(app)
     document_configured_limits(app, settings)
-    # The last added is the outermost. CORS wraps every response the app makes, the body-size
-    # limit's 413 included (a browser shows a response without CORS headers as an opaque
-    # network error); the request log wraps CORS, so preflights are logged with a request id.
+    # The last added is the outermost. Errors made by the inner two (a 500, a 413) pass through
+    # CORS, so that a browser can read them, and through the request log (X-Request-ID).
+    app.add_middleware(InternalErrorMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(

@@ -36,7 +36,6 @@ API_KEY = "sk-ant-test-0123456789abcdef"
 CURRENT_MODEL = "claude-sonnet-5-5"
 # Worktrees that test side by side each build their own tag.
 IMAGE_TAG = os.environ.get("CHAT_TEST_IMAGE", "chat-service:test")
-LOCAL_BASE_IMAGE = "chat-service-base:bookworm"  # made by .ci/docker-setup where no registry answers
 
 # The settings every test service runs with; fast retries and short time-outs keep tests quick.
 BASE_ENV = {
@@ -90,7 +89,8 @@ def wait_until_healthy(url: str, is_running: Callable[[], bool], log: LogReader,
 class ServiceProcess:
     """`uvicorn app.main:app` in a subprocess."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, app: str = "app.main:app") -> None:
+        """`app`: an ASGI app, or `module:function()` for an app factory (tests may bring their own)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = LogReader(lambda: log_path.read_text(encoding="utf-8", errors="replace"))
@@ -101,13 +101,13 @@ class ServiceProcess:
                 sys.executable,
                 "-m",
                 "uvicorn",
-                "app.main:app",
+                *(["--factory", app.removesuffix("()")] if app.endswith("()") else [app]),
                 "--host",
                 "127.0.0.1",
                 "--port",
                 str(self.port),
             ],
-            env={**clean, **env},
+            env={**clean, "PYTHONPATH": str(ROOT), **env},
             cwd=log_path.parent,  # away from any developer's .env
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
@@ -197,19 +197,23 @@ def _fresh_fake(fake: FakeAnthropic) -> None:
 @pytest.fixture(scope="session")
 def service_image() -> str:
     require_docker()
-    import docker
     from testcontainers.core.image import DockerImage
 
-    base = os.environ.get("BASE_IMAGE")
-    if base is None:
-        try:
-            docker.from_env().images.get(LOCAL_BASE_IMAGE)
-            base = LOCAL_BASE_IMAGE
-        except docker.errors.ImageNotFound:
-            base = None  # the Dockerfile's default, the official image
-    build_args = {"BASE_IMAGE": base} if base else {}
-    DockerImage(path=ROOT, tag=IMAGE_TAG, clean_up=False, buildargs=build_args, rm=True).build()
+    base = os.environ.get("BASE_IMAGE") or base_image()
+    DockerImage(path=ROOT, tag=IMAGE_TAG, clean_up=False, buildargs={"BASE_IMAGE": base}, rm=True).build()
     return IMAGE_TAG
+
+
+def base_image() -> str:
+    """The official base image if it is here or can be pulled, else the local one, made where no
+    registry answers: .ci/base-image, the same script .ci/docker-setup runs."""
+    result = subprocess.run(
+        ["bash", str(ROOT / ".ci" / "base-image")], capture_output=True, text=True, timeout=1200
+    )
+    last = result.stdout.strip().splitlines()[-1:] or [""]
+    if result.returncode != 0 or not last[0].startswith("BASE_IMAGE="):
+        pytest.fail(f"no base image for the service's image (.ci/base-image):\n{result.stderr[-2000:]}")
+    return last[0].removeprefix("BASE_IMAGE=")
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,12 @@ def test_json_answer_can_be_appended_to_the_history(client: httpx.Client, fake: 
         "content": "".join(TRICKY_TOKENS),
         "thinking": None,
         "stop_reason": "end_turn",
-        "usage": {"input_tokens": input_tokens(fake.received[-1].body), "output_tokens": len(TRICKY_TOKENS)},
+        "usage": {
+            "input_tokens": input_tokens(fake.received[-1].body),
+            "output_tokens": len(TRICKY_TOKENS),
+            "cache_creation_input_tokens": 0,  # below the cache's minimum size
+            "cache_read_input_tokens": 0,
+        },
     }
     assert body["id"].startswith("msg_")
 
@@ -45,7 +50,12 @@ def test_stream_relays_every_token_byte_for_byte_and_ends_with_done(
     assert [event.json["text"] for event in stream.deltas] == list(TRICKY_TOKENS)
     start, end = stream.events[0].json, stream.events[-2].json
     assert start == {"type": "start", "id": start["id"], "model": CURRENT_MODEL}
-    usage = {"input_tokens": input_tokens(fake.received[-1].body), "output_tokens": len(TRICKY_TOKENS)}
+    usage = {
+        "input_tokens": input_tokens(fake.received[-1].body),
+        "output_tokens": len(TRICKY_TOKENS),
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+    }
     assert end == {"type": "end", "stop_reason": "end_turn", "usage": usage}
     assert all(event.json["type"] == event.name for event in stream.events[:-1])
     assert stream.done
@@ -123,7 +133,17 @@ def test_server_defaults_fill_what_the_request_leaves_out(client: httpx.Client, 
     assert sent["model"] == CURRENT_MODEL
     assert sent["system"] == "You are the default assistant."
     assert sent["max_tokens"] == 256
-    assert set(sent) == {"model", "system", "max_tokens", "messages", "stream"}
+    assert set(sent) == {"model", "system", "max_tokens", "messages", "stream", "cache_control"}
+
+
+def test_an_empty_system_prompt_means_none_not_the_server_default(
+    client: httpx.Client, fake: FakeAnthropic
+) -> None:
+    for stream in (False, True):
+        response = client.post("/chat", json=chat_body(system="", stream=stream))
+
+        assert response.status_code == 200
+        assert "system" not in fake.received[-1].body
 
 
 def test_health_answers_without_calling_upstream(client: httpx.Client, fake: FakeAnthropic) -> None:

@@ -117,3 +117,15 @@ def test_a_killed_worker_is_replaced_and_requests_keep_succeeding(
     after = workers(container)
     assert len(after) == 2
     assert victim not in after
+
+
+def test_a_short_placeholder_key_leaves_gunicorns_lines_intact(
+    start_container: Callable[..., ServiceContainer],
+) -> None:
+    container = start_container(ANTHROPIC_API_KEY="x")  # measured before: "Worker e[REDACTED]iting"
+
+    container.docker.stop(timeout=30)
+
+    text = container.log.text()
+    assert "Worker exiting" in text
+    assert "[REDACTED]" not in text

@@ -1,10 +1,12 @@
 """Failures before the first token are retried out of the client's sight; after it, never."""
 
+import itertools
 import time
 
 import httpx
 import pytest
 
+from tests.conftest import Service
 from tests.fakes.anthropic_api import FakeAnthropic, Reply
 from tests.service_client import chat_body, read_stream
 
@@ -39,12 +41,26 @@ def test_rate_limit_then_success_reaches_the_client_as_success(
 
 @MODES
 def test_server_errors_are_retried_with_backoff(
-    client: httpx.Client, fake: FakeAnthropic, stream: bool
+    client: httpx.Client, service: Service, fake: FakeAnthropic, stream: bool
 ) -> None:
     fake.enqueue(Reply.error(500, "api_error"), Reply.error(529, "overloaded_error"), Reply.text(ANSWER))
+    request_id = f"req-backoff-{stream}"
 
-    assert answer_text(client, stream) == (200, "All good.")
+    with client.stream(
+        "POST", "/chat", json=chat_body(stream=stream), headers={"X-Request-ID": request_id}
+    ) as response:
+        response.read()
+
+    assert response.status_code == 200
     assert len(fake.received) == 3
+    waits = [
+        line["wait_s"] for line in service.log.for_request(request_id) if line["event"] == "upstream_retry"
+    ]
+    assert len(waits) == 2
+    assert 0 < waits[0] < waits[1], waits  # exponential: the second wait is the longer
+    arrivals = [received.started for received in fake.received]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    assert all(gap >= wait for gap, wait in zip(gaps, waits, strict=True)), (gaps, waits)  # they happened
 
 
 def test_retry_after_beyond_the_ceiling_fails_fast(client: httpx.Client, fake: FakeAnthropic) -> None:
@@ -60,21 +76,22 @@ def test_retry_after_beyond_the_ceiling_fails_fast(client: httpx.Client, fake: F
 
 
 @pytest.mark.parametrize(
-    "upstream",
+    ("upstream", "status", "kind"),
     [
-        Reply.error(400, "invalid_request_error"),
-        Reply.error(500, "api_error", headers={"x-should-retry": "false"}),
+        (Reply.error(400, "invalid_request_error"), 400, "invalid_request_error"),
+        (Reply.error(500, "api_error", headers={"x-should-retry": "false"}), 502, "upstream_error"),
     ],
     ids=["client-error", "should-retry-false"],
 )
 def test_not_retried_when_retrying_cannot_help(
-    client: httpx.Client, fake: FakeAnthropic, upstream: Reply
+    client: httpx.Client, fake: FakeAnthropic, upstream: Reply, status: int, kind: str
 ) -> None:
     fake.enqueue(upstream, Reply.text(ANSWER))
 
     response = client.post("/chat", json=chat_body())
 
-    assert response.status_code in (400, 502)
+    assert response.status_code == status
+    assert response.json()["detail"]["type"] == kind
     assert len(fake.received) == 1
 
 

@@ -67,7 +67,7 @@ def test_thinking_that_is_not_shown_is_one_empty_thinking_event(
     assert stream.text == "Hi"
 
 
-@pytest.mark.parametrize("fault", ["error", "reset", "truncate"])
+@pytest.mark.parametrize("fault", ["error", "reset", "truncate", "stall"])
 def test_a_failure_while_thinking_is_retried_invisibly(
     client: httpx.Client, fake: FakeAnthropic, fault: str
 ) -> None:

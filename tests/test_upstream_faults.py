@@ -5,9 +5,10 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import Service, ServiceProcess
+from tests.conftest import Service, ServiceContainer, ServiceProcess
 from tests.fakes.anthropic_api import FakeAnthropic, Reply
 from tests.service_client import chat_body, iter_events, read_stream
+from tests.test_container import LIST_WORKERS
 
 
 def test_unknown_event_types_and_pings_are_ignored(client: httpx.Client, fake: FakeAnthropic) -> None:
@@ -33,24 +34,44 @@ def rss_kib(pid: int) -> int:
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
 
 
+def workers_rss_kib(container: ServiceContainer) -> int:
+    """The gunicorn workers' RSS together, read inside the container."""
+    script = LIST_WORKERS.replace(
+        "print(pid)",
+        "print([l for l in open(f'/proc/{pid}/status') if l.startswith('VmRSS')][0].split()[1])",
+    )
+    return sum(int(kib) for kib in container.container.exec(["python", "-c", script]).output.decode().split())
+
+
 def test_a_client_that_stops_reading_holds_upstream_back_instead_of_filling_memory(
-    client: httpx.Client, service: Service, fake: FakeAnthropic
+    service: Service, fake: FakeAnthropic
 ) -> None:
     token = "x" * 199 + " "
     count = 60_000  # 12 MB of answer, far beyond the socket buffers between the three parties
     fake.enqueue(Reply.text([token] * count))
-    pid = service.process.pid if isinstance(service, ServiceProcess) else None
+    if isinstance(service, ServiceContainer):
+        # Straight to the container's address on the bridge: through the published port,
+        # docker-proxy reads on the client's behalf, into socket buffers the kernel grows up to
+        # tcp_rmem's maximum (32 MiB here), so 12 MB would never push back on the service.
+        address = service.docker.attrs["NetworkSettings"]["IPAddress"]
+        url, rss = f"http://{address}:8000", lambda: workers_rss_kib(service)
+    else:
+        assert isinstance(service, ServiceProcess)
+        pid = service.process.pid
+        url, rss = service.url, lambda: rss_kib(pid)
 
-    with client.stream("POST", "/chat", json=chat_body(stream=True)) as response:
+    with (
+        httpx.Client(base_url=url, timeout=15) as client,
+        client.stream("POST", "/chat", json=chat_body(stream=True)) as response,
+    ):
         events = iter_events(response)
         next(event for event in events if event.name == "delta")
-        before = rss_kib(pid) if pid else 0
+        before = rss()
         time.sleep(2)  # the client reads nothing
         held_back = not fake.received[-1].finished
-        grown_mib = (rss_kib(pid) - before) / 1024 if pid else 0
+        grown_mib = (rss() - before) / 1024
         deltas = 1 + sum(event.name == "delta" for event in events)
 
     assert deltas == count
-    if pid is not None:  # in front of a container, docker-proxy's own buffers hold megabytes more
-        assert held_back, "upstream was read to the end while the client read nothing"
-        assert grown_mib < 8, f"the service buffered {grown_mib:.0f} MiB for a slow client"
+    assert held_back, "upstream was read to the end while the client read nothing"
+    assert grown_mib < 8, f"the service buffered {grown_mib:.0f} MiB for a slow client"

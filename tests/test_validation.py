@@ -1,8 +1,11 @@
 """Requests the service refuses before calling Anthropic, with FastAPI's 422 shape."""
 
+from collections.abc import Callable
+
 import httpx
 import pytest
 
+from tests.conftest import Service
 from tests.fakes.anthropic_api import FakeAnthropic
 
 USER = {"role": "user", "content": "hi"}
@@ -148,3 +151,77 @@ def test_long_single_message_within_the_limit_is_relayed(client: httpx.Client, f
 
     assert response.status_code == 200
     assert fake.received[-1].body["messages"][0]["content"] == long_text
+
+
+@pytest.mark.parametrize(
+    ("body", "location"),
+    [
+        (
+            {"messages": [{"role": "user", "content": "x" * 600_000 + "\x00"}]},
+            ["body", "messages", 0, "content"],
+        ),
+        ({"messages": "x" * 600_000}, ["body", "messages"]),
+        ({"messages": [USER], "model": "m" * 600_000}, ["body", "model"]),  # the service's own check
+    ],
+    ids=["content", "messages", "model"],
+)
+def test_a_large_invalid_input_is_not_echoed_back(
+    client: httpx.Client, body: dict[str, object], location: list[object]
+) -> None:
+    response = client.post("/chat", json=body)
+
+    assert response.status_code == 422
+    assert len(response.content) < 2000, f"{len(response.content)} bytes of 422"
+    error = next(error for error in response.json()["detail"] if error["loc"] == location)
+    assert error["msg"]
+    assert error["input"].endswith("…")
+    assert len(error["input"]) < 300
+
+
+def test_a_small_invalid_input_is_echoed_whole(client: httpx.Client) -> None:
+    response = client.post("/chat", json={"messages": [{"role": "robot", "content": "hi"}]})
+
+    assert response.json()["detail"][0]["input"] == "robot"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "content", "headers", "status"),
+    [
+        ("POST", "/chat", b'{"messages": [{"role": "user", "content": "h\xff"}]}', {}, 400),
+        ("POST", "/chat", b"x" * 1_100_000, {}, 413),
+        ("POST", "/chat", b'{"messages": []}', {"Content-Type": "text/plain"}, 415),
+        ("POST", "/chat", b'{"messages": []}', {}, 422),
+        ("POST", "/chat", b'{"messages": [{"role": "user", "content": "hi"}], "model": "gpt-4"}', {}, 422),
+        ("GET", "/chat", b"", {}, 405),
+        ("GET", "/nowhere", b"", {}, 404),
+    ],
+    ids=["400", "413", "415", "422", "422-server-check", "405", "404"],
+)
+def test_every_error_carries_the_request_id(
+    client: httpx.Client, method: str, path: str, content: bytes, headers: dict[str, str], status: int
+) -> None:
+    sent = {"Content-Type": "application/json", "X-Request-ID": f"req-err-{status}", **headers}
+
+    response = client.request(method, path, content=content or None, headers=sent)
+
+    assert response.status_code == status
+    assert response.headers["x-request-id"] == f"req-err-{status}"
+    assert "detail" in response.json()
+
+
+def test_a_body_over_the_limit_is_refused_in_a_way_a_browser_can_read(
+    start_service: Callable[..., Service], fake: FakeAnthropic
+) -> None:
+    origin = "https://frontend.example"
+    service = start_service(CHAT_CORS_ORIGINS=origin)
+    huge = {"messages": [{"role": "user", "content": "x" * 1_100_000}]}
+
+    response = httpx.post(
+        f"{service.url}/chat", json=huge, headers={"Origin": origin, "X-Request-ID": "req-413"}
+    )
+
+    assert response.status_code == 413
+    assert response.json()["detail"]["type"] == "request_too_large"
+    assert response.headers["x-request-id"] == "req-413"
+    assert response.headers["access-control-allow-origin"] == origin
+    assert not fake.received

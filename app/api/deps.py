@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
-from app.api.sse import OpenStreams
+from app.api.open_streams import OpenStreams
 from app.config import Settings
 from app.services.chat import ChatService
 

@@ -2,8 +2,12 @@
 
 import math
 from http import HTTPStatus
+from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
@@ -59,6 +63,27 @@ async def _handle_http_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
+# A 422 says where the input is wrong; echoing a 600 KB message back says nothing more.
+MAX_ECHOED_INPUT = 200
+
+
+def _short_input(error: dict[str, Any]) -> dict[str, Any]:
+    value = error.get("input")
+    if isinstance(value, str):
+        if len(value) > MAX_ECHOED_INPUT:
+            return {**error, "input": value[:MAX_ECHOED_INPUT] + "…"}
+    elif isinstance(value, dict | list) and len(orjson.dumps(value, default=str)) > MAX_ECHOED_INPUT:
+        return {key: item for key, item in error.items() if key != "input"}
+    return error
+
+
+async def _handle_validation_error(_: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's own 422 list (clients parse it), with long inputs cut short."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [_short_input(error) for error in exc.errors()]
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
+
 # nginx's "client closed request": nobody reads it, but the summary line shows it.
 CLIENT_CLOSED_REQUEST = 499
 
@@ -71,3 +96,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ClientDisconnected, _handle_client_disconnected)
     app.add_exception_handler(UpstreamError, _handle_upstream_error)
     app.add_exception_handler(HTTPException, _handle_http_error)
+    app.add_exception_handler(RequestValidationError, _handle_validation_error)

@@ -1,4 +1,12 @@
-"""Refuses request bodies over the configured size before they are read into memory."""
+"""Refuses request bodies over the configured size before they are read into memory.
+
+Why not FastAPI's own `FastAPI(max_body_size=...)` (Starlette's RequestBodyLimitMiddleware):
+tried on FastAPI 0.165, it cannot keep the 413 contract. A body over the limit on /chat, on a
+route that answers 415 first, or on an unknown path, was answered each time with a plain-text
+"Content Too Large" and no X-Request-ID: FastAPI installs the limit outside every user middleware
+(just inside ServerErrorMiddleware), and Starlette's responder sends that 413 itself, so neither
+the error shape, nor the request log, nor CORS sees it.
+"""
 
 from fastapi import HTTPException
 from starlette.responses import JSONResponse

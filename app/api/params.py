@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from app.api.schemas.chat import ChatOptions
 from app.config import Settings
 from app.services.chat import ChatParams
-from app.services.errors import ModelChoice
+from app.services.models import ModelChoice
 
 
 def chat_params(options: ChatOptions, messages: list[dict[str, str]], settings: Settings) -> ChatParams:
@@ -41,4 +41,12 @@ def chat_params(options: ChatOptions, messages: list[dict[str, str]], settings: 
         system=options.system if options.system is not None else settings.system_prompt,
         thinking=options.thinking or settings.thinking,
         effort=options.effort or settings.effort,
+        cache=_CACHE_CONTROL[settings.prompt_cache],
     )
+
+
+_CACHE_CONTROL: dict[str, dict[str, str] | None] = {
+    "5m": {"type": "ephemeral"},
+    "1h": {"type": "ephemeral", "ttl": "1h"},
+    "off": None,
+}

@@ -14,7 +14,8 @@ import structlog
 from starlette.requests import Request
 
 from app.api.disconnect import cancelled_if_client_leaves
-from app.api.sse import EventStreamResponse, OpenStreams
+from app.api.open_streams import OpenStreams
+from app.api.sse import EventStreamResponse
 from app.services.chat import ChatParams, ChatService, ChatStats, ChatStream
 from app.services.errors import UpstreamError
 from app.services.stream_events import Piece, Usage

@@ -10,7 +10,8 @@ from typing import Any
 
 import orjson
 
-from app.services.errors import ErrorKind, ModelChoice, UpstreamError, from_error_body
+from app.services.errors import ErrorKind, UpstreamError, from_error_body
+from app.services.models import ModelChoice
 from app.services.sse_decoder import SseDecoder
 from app.services.stream_events import Piece, Text, Thinking, Usage
 
@@ -49,42 +50,47 @@ class Answer:
         self.error: UpstreamError | None = None
 
     def pieces(self, events: list[dict[str, Any]]) -> list[Piece]:
+        """The pieces of these events. A failure among them is raised at once if no piece came
+        before it, else kept in `error`, to raise once those pieces are relayed."""
         pieces: list[Piece] = []
-        for event in events:
-            kind = event.get("type")
-            if kind == "content_block_delta":
-                delta = event.get("delta")
-                if not isinstance(delta, dict):
-                    raise _malformed("a content delta without its delta")
-                delta_type = delta.get("type")
-                if delta_type == "text_delta":
-                    text = delta.get("text")
-                    if type(text) is not str:
-                        raise _malformed("a text delta without its text")
-                    pieces.append(Text(text))
-                elif delta_type == "thinking_delta":
-                    thinking = delta.get("thinking")
-                    if type(thinking) is not str:
-                        raise _malformed("a thinking delta without its text")
-                    if thinking:
-                        pieces.append(Thinking(thinking))
-                # signature_delta and delta types of other blocks carry nothing to show.
-            elif kind == "content_block_start":
-                self._block_started(event.get("content_block"), pieces)
-            elif kind == "message_start":
-                self._message_started(event.get("message"))
-            elif kind == "message_delta":
-                self._message_delta(event)
-            elif kind == "message_stop":
-                self.finished = True
-            elif kind == "error":
-                error = from_error_body(event, model=self._choice)
-                if not pieces:
-                    raise error
-                self.error = error
-                break
-            # ping, content_block_stop and event types added later carry nothing to show.
+        try:
+            for event in events:
+                kind = event.get("type")
+                if kind == "content_block_delta":
+                    self._delta(event.get("delta"), pieces)
+                elif kind == "content_block_start":
+                    self._block_started(event.get("content_block"), pieces)
+                elif kind == "message_start":
+                    self._message_started(event.get("message"))
+                elif kind == "message_delta":
+                    self._message_delta(event)
+                elif kind == "message_stop":
+                    self.finished = True
+                elif kind == "error":
+                    raise from_error_body(event, model=self._choice)
+                # ping, content_block_stop and event types added later carry nothing to show.
+        except UpstreamError as error:
+            if not pieces:
+                raise
+            self.error = error
         return pieces
+
+    def _delta(self, delta: object, pieces: list[Piece]) -> None:
+        if not isinstance(delta, dict):
+            raise _malformed("a content delta without its delta")
+        delta_type = delta.get("type")
+        if delta_type == "text_delta":
+            text = delta.get("text")
+            if type(text) is not str:
+                raise _malformed("a text delta without its text")
+            pieces.append(Text(text))
+        elif delta_type == "thinking_delta":
+            thinking = delta.get("thinking")
+            if type(thinking) is not str:
+                raise _malformed("a thinking delta without its text")
+            if thinking:
+                pieces.append(Thinking(thinking))
+        # signature_delta and the delta types of other blocks carry nothing to show.
 
     def _block_started(self, block: object, pieces: list[Piece]) -> None:
         if not isinstance(block, dict):
@@ -105,8 +111,7 @@ class Answer:
         self.model = str(message.get("model") or self.model)
         usage = message.get("usage")
         if isinstance(usage, dict):
-            self.usage.input_tokens = _count(usage, "input_tokens", self.usage.input_tokens)
-            self.usage.output_tokens = _count(usage, "output_tokens", self.usage.output_tokens)
+            self._count_usage(usage)
 
     def _message_delta(self, event: dict[str, Any]) -> None:
         delta = event.get("delta")
@@ -114,13 +119,16 @@ class Answer:
             self.stop_reason = delta.get("stop_reason", self.stop_reason)
         usage = event.get("usage")
         if isinstance(usage, dict):
-            self.usage.output_tokens = _count(usage, "output_tokens", self.usage.output_tokens)
-            self.usage.input_tokens = _count(usage, "input_tokens", self.usage.input_tokens)
+            self._count_usage(usage)
+
+    def _count_usage(self, usage: dict[str, Any]) -> None:
+        """Counts as Anthropic sends them: in `message_start`, then cumulative in `message_delta`."""
+        for name in _USAGE_FIELDS:
+            if type(value := usage.get(name)) is int:
+                setattr(self.usage, name, value)
 
 
-def _count(usage: dict[str, Any], name: str, default: int) -> int:
-    value = usage.get(name)
-    return value if type(value) is int else default
+_USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
 
 _DATA_LINE = re.compile(rb"^data: ?(.*?)\r?$", re.MULTILINE)

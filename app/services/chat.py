@@ -21,16 +21,17 @@ from app.config import Effort, Settings, ThinkingDisplay
 from app.services.answer import Answer, read_whole
 from app.services.errors import (
     ErrorKind,
-    ModelChoice,
     UpstreamError,
     from_sdk_error,
     from_transport_error,
 )
+from app.services.models import ModelChoice
 from app.services.retry import retrying
 from app.services.sse_decoder import SseDecoder
 from app.services.stream_events import Piece, Text, Thinking, Usage
 
 T = TypeVar("T")
+CacheControl = dict[str, str]
 Outcome = Literal["ok", "upstream_error", "client_disconnected", "shutdown", "internal_error"]
 
 log = structlog.get_logger(__name__)
@@ -44,6 +45,7 @@ class ChatParams:
     system: str | None
     thinking: ThinkingDisplay | None = None
     effort: Effort | None = None
+    cache: CacheControl | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,8 @@ class ChatStats:
             "ttft_ms": self.ttft_ms,
             "input_tokens": self.usage.input_tokens if self.usage else None,
             "output_tokens": self.usage.output_tokens if self.usage else None,
+            "cache_read_input_tokens": self.usage.cache_read_input_tokens if self.usage else None,
+            "cache_creation_input_tokens": self.usage.cache_creation_input_tokens if self.usage else None,
             "stop_reason": self.stop_reason,
             "upstream_request_id": self.upstream_request_id,
             "outcome": self.outcome,
@@ -327,6 +331,10 @@ def _request_body(params: ChatParams) -> dict[str, Any]:
         body["thinking"] = {"type": "adaptive", "display": params.thinking}
     if params.effort is not None:
         body["output_config"] = {"effort": params.effort}
+    if params.cache is not None:
+        # At the top level, Anthropic puts the breakpoint on the last block it can cache: the whole
+        # prompt is written, and the next turn, which starts with the same bytes, reads it.
+        body["cache_control"] = params.cache
     return body
 
 

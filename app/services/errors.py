@@ -2,13 +2,13 @@
 
 import email.utils
 import time
-from dataclasses import dataclass
 from enum import StrEnum
 
 import anthropic
 import httpx2
 
 from app.config import MODEL_SETTING
+from app.services.models import ModelChoice
 
 
 class ErrorKind(StrEnum):
@@ -99,14 +99,6 @@ def retry_after_seconds(headers: httpx2.Headers) -> float | None:
         if parsed is None:
             return None
         return max(email.utils.mktime_tz(parsed) - time.time(), 0.0)
-
-
-@dataclass(frozen=True, slots=True)
-class ModelChoice:
-    """The model asked for, and whether the server's setting chose it (not the request)."""
-
-    name: str
-    configured: bool
 
 
 def _describe(kind: ErrorKind, upstream_message: str, model: ModelChoice) -> str:

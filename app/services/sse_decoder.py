@@ -41,11 +41,31 @@ class SseDecoder:
         *blocks, self._pending = (self._pending + chunk).split(b"\n\n")
         if len(self._pending) > MAX_PENDING_BYTES:
             raise _unreadable("a stream that is not Server-Sent Events")
-        return [payload for block in blocks if (payload := _payload(block)) is not None]
+        try:
+            return [payload for block in blocks if (payload := _payload(block)) is not None]
+        except _Unreadable as exc:
+            # The events before the unreadable one still count (their text is relayed); the
+            # answer then fails the way an in-band error fails it.
+            readable = []
+            for block in blocks:
+                try:
+                    if (payload := _payload(block)) is not None:
+                        readable.append(payload)
+                except _Unreadable:
+                    break
+            return [*readable, _error_event(str(exc))]
 
     @property
     def has_partial_event(self) -> bool:
         return bool(self._pending.strip())
+
+
+class _Unreadable(Exception):
+    pass
+
+
+def _error_event(message: str) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": "api_error", "message": message}}
 
 
 def _payload(block: bytes) -> dict[str, Any] | None:
@@ -56,7 +76,7 @@ def _payload(block: bytes) -> dict[str, Any] | None:
     try:
         payload = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise _unreadable("an event that is not JSON") from None
+        raise _Unreadable("Anthropic sent an event that is not JSON.") from None
     if not isinstance(payload, dict):
-        raise _unreadable("an event that is not a JSON object")
+        raise _Unreadable("Anthropic sent an event that is not a JSON object.")
     return payload

@@ -26,10 +26,18 @@ Piece = Thinking | Text
 
 @dataclass(slots=True)
 class Usage:
-    """Anthropic's token counts; `output_tokens` includes the thinking tokens."""
+    """Anthropic's token counts, with its names. `output_tokens` includes the thinking tokens;
+    `input_tokens` is the part of the prompt neither read from nor written to the prompt cache."""
 
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cache_creation_input_tokens": self.cache_creation_input_tokens,
+            "cache_read_input_tokens": self.cache_read_input_tokens,
+        }

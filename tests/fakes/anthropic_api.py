@@ -185,6 +185,8 @@ class FakeAnthropic:
         self.default = default or Reply.text()
         self.api_key = api_key  # if set, other keys get 401 like the real API
         self.received: deque[Received] = deque(maxlen=record)
+        self.model_lookups: deque[str] = deque(maxlen=record)
+        self._arrivals = threading.Condition()  # notified on each request received
         self.open_streams = 0
         self.connections = 0  # accepted in all: a relay that reuses connections keeps this low
         self._script: deque[Reply] = deque()
@@ -192,6 +194,7 @@ class FakeAnthropic:
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
         self._delta_cache: dict[str, bytes] = {}
+        self.prompt_cache = PromptCache()
 
     # -- scripting, from any thread ------------------------------------------------------
 
@@ -201,6 +204,7 @@ class FakeAnthropic:
     def reset(self) -> None:
         self._script.clear()
         self.received.clear()
+        self.prompt_cache.clear()
 
     @property
     def url(self) -> str:
@@ -209,6 +213,11 @@ class FakeAnthropic:
     def url_for(self, host: str) -> str:
         """The URL on one of the addresses it listens on (containers reach it on the bridge's)."""
         return f"http://{host}:{self.port}"
+
+    def wait_for_requests(self, count: int, timeout: float) -> bool:
+        """Waits until `count` requests have been received in all (since `reset`); False on time-out."""
+        with self._arrivals:
+            return self._arrivals.wait_for(lambda: len(self.received) >= count, timeout)
 
     def wait_for(self, condition: Callable[[], bool], timeout: float = 5.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -305,13 +314,17 @@ class FakeAnthropic:
             )
             self._send(writer, 204, "application/json", b"", "control")
             return True
-        received = Received(path=target, headers=headers, body=body)
-        self.received.append(received)
-        reply = self._script.popleft() if self._script else self.default
         request_id = f"req_fake{next(_ids):06d}"
-
         if target.startswith("/v1/models/"):
-            return self._model_info(writer, target.removeprefix("/v1/models/").split("?")[0], request_id)
+            # Services look their model up as they start: kept apart from the Messages calls that
+            # tests script and count.
+            self.model_lookups.append(target.removeprefix("/v1/models/").split("?")[0])
+            return self._model_info(writer, self.model_lookups[-1], request_id)
+        received = Received(path=target, headers=headers, body=body)
+        with self._arrivals:
+            self.received.append(received)
+            self._arrivals.notify_all()
+        reply = self._script.popleft() if self._script else self.default
         if not target.startswith("/v1/messages"):
             self._send_error(writer, 404, "not_found_error", f"Not found: {target}", request_id)
             return True
@@ -376,7 +389,7 @@ class FakeAnthropic:
                 "content": [*_thinking_blocks(reply, body), {"type": "text", "text": text}],
                 "stop_reason": reply.stop_reason,
                 "stop_sequence": None,
-                "usage": {"input_tokens": input_tokens(body), "output_tokens": reply.output_tokens},
+                "usage": {**self.prompt_cache.input_usage(body), "output_tokens": reply.output_tokens},
             }
             if reply.interval:
                 await asyncio.sleep(reply.interval * len(reply.tokens))
@@ -462,7 +475,7 @@ class FakeAnthropic:
             "model": body.get("model", ""),
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": {"input_tokens": input_tokens(body), "output_tokens": 1},
+            "usage": {**self.prompt_cache.input_usage(body), "output_tokens": 1},
         }
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
         if reply.error_at_start:
@@ -593,6 +606,10 @@ class FakeAnthropic:
         received: Received,
     ) -> bool:
         if fault == "error":
+            # Apart from what came before, as a failure midway arrives: tests can then tell a
+            # failure before the answer started from one after.
+            await writer.drain()
+            await asyncio.sleep(0.01)
             error = {
                 "type": reply.error_type or "overloaded_error",
                 "message": reply.error_message or "Overloaded",
@@ -653,6 +670,58 @@ def _thinking_problem(body: dict[str, Any]) -> str | None:
     if messages and isinstance(messages[-1], dict) and messages[-1].get("role") == "assistant":
         return "This model does not support assistant message prefill."
     return None
+
+
+# Prompts shorter than this are not cached, as with Anthropic's models (about 1024 tokens).
+CACHE_MIN_TOKENS = 1024
+_CACHE_TTL = {"5m": 300.0, "1h": 3600.0}
+
+
+class PromptCache:
+    """Anthropic's prompt cache, modelled on what a client can observe.
+
+    A request with a top-level `cache_control` has its whole prompt (system, then messages)
+    written to the cache, if it is long enough. A later prompt that starts with a remembered
+    prompt, at a message boundary, reads those tokens from the cache; the rest is written.
+    """
+
+    def __init__(self) -> None:
+        self._expiry: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(body: dict[str, Any], messages: int) -> str:
+        return json.dumps([body.get("model"), body.get("system"), body.get("messages", [])[:messages]])
+
+    def input_usage(self, body: dict[str, Any]) -> dict[str, int]:
+        total = input_tokens(body)
+        control = body.get("cache_control")
+        if not isinstance(control, dict) or control.get("type") != "ephemeral":
+            return {"input_tokens": total, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+        now = time.monotonic()
+        messages = body.get("messages", [])
+        with self._lock:
+            read = 0
+            for count in range(len(messages), 0, -1):
+                key = self._key(body, count)
+                if self._expiry.get(key, 0.0) > now:
+                    read = input_tokens({**body, "messages": messages[:count]})
+                    self._expiry[key] = now + _CACHE_TTL.get(control.get("ttl", "5m"), 300.0)
+                    break
+            if total < CACHE_MIN_TOKENS:
+                return {"input_tokens": total, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+            self._expiry[self._key(body, len(messages))] = now + _CACHE_TTL.get(
+                control.get("ttl", "5m"), 300.0
+            )
+        return {
+            "input_tokens": 0,
+            "cache_creation_input_tokens": total - read,
+            "cache_read_input_tokens": read,
+        }
+
+    def clear(self) -> None:
+        with self._lock:
+            self._expiry.clear()
 
 
 def input_tokens(body: dict[str, Any]) -> int:

@@ -10,8 +10,8 @@ from app.api.disconnect import cancelled_if_client_leaves
 from app.api.encoders.chat_events import ChatEventsEncoder
 from app.api.params import chat_params
 from app.api.relay import stream_response
+from app.api.request_log import add_to_request_summary
 from app.api.schemas.chat import ChatRequest, ChatResponse, ErrorResponse
-from app.log import add_to_request_summary
 from app.services.chat import ChatStats
 
 router = APIRouter()

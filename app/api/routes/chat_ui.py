@@ -11,10 +11,10 @@ from app.api.deps import ChatServiceDep, OpenStreamsDep, SettingsDep, require_js
 from app.api.encoders.ui_messages import UIMessageStreamEncoder
 from app.api.params import chat_params
 from app.api.relay import stream_response
+from app.api.request_log import add_to_request_summary
 from app.api.routes.chat import ERROR_RESPONSES
 from app.api.schemas.chat_ui import ChatUIRequest
 from app.api.sse import EventStreamResponse
-from app.log import add_to_request_summary
 from app.services.chat import ChatStats
 
 router = APIRouter()

@@ -110,8 +110,12 @@ class ChatRequest(ChatOptions):
 
 
 class Usage(BaseModel):
+    """Anthropic's token counts, with its names; the prompt is input + cache writes + cache reads."""
+
     input_tokens: int
-    output_tokens: int
+    output_tokens: int = Field(description="Answer and thinking tokens.")
+    cache_creation_input_tokens: int = Field(description="Prompt tokens written to the prompt cache.")
+    cache_read_input_tokens: int = Field(description="Prompt tokens read from the prompt cache.")
 
 
 class ChatResponse(BaseModel):
@@ -127,7 +131,12 @@ class ChatResponse(BaseModel):
                     "content": "Hello!",
                     "thinking": None,
                     "stop_reason": "end_turn",
-                    "usage": {"input_tokens": 10, "output_tokens": 3},
+                    "usage": {
+                        "input_tokens": 10,
+                        "output_tokens": 3,
+                        "cache_creation_input_tokens": 0,
+                        "cache_read_input_tokens": 0,
+                    },
                 }
             ]
         }
