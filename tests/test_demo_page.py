@@ -144,7 +144,16 @@ def test_stop_closes_the_upstream_stream_within_a_second(page: Page, fake: FakeA
     assert not upstream.finished
     wait_until_idle(page)
     expect(page.get_by_role("alert")).to_be_hidden()
-    assert answer.inner_text().startswith("word word")  # what was shown stays
+    shown = answer.text_content()
+    assert shown.startswith("word word")  # what was shown stays, and is the history of the next turn
+
+    fake.enqueue(Reply.text(["Sure."]))
+    expect(send(page, "Go on")).to_have_text("Sure.")
+    assert [message["content"] for message in fake.received[-1].body["messages"]] == [
+        "Talk for a while",
+        shown,
+        "Go on",
+    ]
 
 
 @UVICORN_ONLY

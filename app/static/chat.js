@@ -37,23 +37,24 @@ form.addEventListener("submit", async (event) => {
   const turn = [bubble("user", text), bubble("assistant", "")];
   const answer = turn[1];
   setBusy(true);
+  let failure = null;
   try {
     await streamAnswer(answer);
-    history.push({ role: "assistant", content: answer.textContent });
   } catch (error) {
-    if (error.name === "AbortError" && answer.textContent.trim()) {
-      // Stopped: what was shown stays in the conversation, as the user saw it.
-      history.push({ role: "assistant", content: answer.textContent });
-    } else {
-      // Failed, or stopped before any text: the turn leaves the history; the text comes back to edit.
-      history.pop();
-      turn.forEach((node) => node.classList.add("failed"));
-      input.value = text;
-      if (error.name !== "AbortError") showError(error.message);
-    }
-  } finally {
-    setBusy(false);
+    failure = error;
   }
+  const stopped = failure?.name === "AbortError";
+  if (answer.textContent.trim() && (!failure || stopped)) {
+    // Answered, or stopped: what was shown stays in the conversation, as the user saw it.
+    history.push({ role: "assistant", content: answer.textContent });
+  } else {
+    // Failed, or no text at all: the turn leaves the history and the question comes back to edit.
+    history.pop();
+    turn.forEach((node) => node.classList.add("failed"));
+    input.value = text;
+    if (failure && !stopped) showError(failure.message);
+  }
+  setBusy(false);
 });
 
 async function streamAnswer(answer) {
