@@ -318,8 +318,9 @@ class FakeAnthropic:
         if target.startswith("/v1/models/"):
             # Services look their model up as they start: kept apart from the Messages calls that
             # tests script and count.
-            self.model_lookups.append(target.removeprefix("/v1/models/").split("?")[0])
-            return self._model_info(writer, self.model_lookups[-1], request_id)
+            model = target.removeprefix("/v1/models/").split("?")[0]
+            self.model_lookups.append(model)
+            return self._model_info(writer, model, request_id)
         received = Received(path=target, headers=headers, body=body)
         with self._arrivals:
             self.received.append(received)
