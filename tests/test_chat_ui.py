@@ -251,5 +251,6 @@ def test_openapi_documents_the_route(client: httpx.Client) -> None:
 
     assert "text/event-stream" in operation["responses"]["200"]["content"]
     assert {"422", "429", "503"} <= set(operation["responses"])
-    request = schema["components"]["schemas"]["ChatUIRequest"]
-    assert {"messages", "system", "model", "max_tokens", "thinking", "effort"} <= set(request["properties"])
+    request = schema["components"]["schemas"]["ChatUIRequest"]["properties"]
+    assert {"messages", "system", "model", "max_tokens", "thinking", "effort"} <= set(request)
+    assert request["max_tokens"]["anyOf"][0]["maximum"] == 4096  # this deployment's ceiling, as for /chat
