@@ -49,6 +49,7 @@ def test_answer_is_the_ui_message_stream(client: httpx.Client, fake: FakeAnthrop
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
     assert response.headers["x-vercel-ai-ui-message-stream"] == "v1"
+    assert response.headers.get_list("x-accel-buffering") == ["no"]  # proxies pass each chunk on at once
     message_id = sent[0]["messageId"]
     assert message_id.startswith("msg_")
     usage = sent[11]["messageMetadata"]["usage"]

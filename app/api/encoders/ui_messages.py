@@ -54,7 +54,7 @@ class UIMessageStreamEncoder:
     """One per stream: it remembers which part is open."""
 
     def __init__(self) -> None:
-        self.headers = {"x-vercel-ai-ui-message-stream": "v1", "x-accel-buffering": "no"}
+        self.headers = {"x-vercel-ai-ui-message-stream": "v1"}
         self._model = ""
         self._reasoning_open = False
         self._text_open = False
