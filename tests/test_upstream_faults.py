@@ -50,9 +50,9 @@ def test_a_client_that_stops_reading_holds_upstream_back_instead_of_filling_memo
     count = 60_000  # 12 MB of answer, far beyond the socket buffers between the three parties
     fake.enqueue(Reply.text([token] * count))
     if isinstance(service, ServiceContainer):
-        # Straight to the container's address on the bridge: through the published port,
-        # docker-proxy reads on the client's behalf, into socket buffers the kernel grows up to
-        # tcp_rmem's maximum (32 MiB here), so 12 MB would never push back on the service.
+        # Straight to the container's address on the bridge, as a gateway beside it connects.
+        # Through the published port (Docker's NAT) the whole answer was read upstream in 2 of 3
+        # runs while the client read nothing: buffers on that path, outside the service, took it.
         address = service.docker.attrs["NetworkSettings"]["IPAddress"]
         url, rss = f"http://{address}:8000", lambda: workers_rss_kib(service)
     else:
