@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
     cors_origins: CommaList = Field(default_factory=list)
+    demo_page: bool = Field(
+        default=False, description="Serve the demo chat page at GET /, a reference client of /chat."
+    )
 
     @field_validator("allowed_models", "cors_origins", mode="before")
     @classmethod

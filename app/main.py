@@ -20,7 +20,8 @@ from app.api.limits import BodySizeLimitMiddleware
 from app.api.open_streams import OpenStreams
 from app.api.openapi import document_configured_limits
 from app.api.request_log import RequestLogMiddleware
-from app.api.routes import chat, health, metrics
+from app.api.routes import chat, chat_ui, health, metrics
+from app.api.routes.demo import install_demo_page
 from app.config import Settings, get_settings
 from app.lifecycle import Draining
 from app.log import configure_logging
@@ -92,8 +93,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(chat.router)
+    app.include_router(chat_ui.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    if settings.demo_page:
+        install_demo_page(app)
     install_error_handlers(app)
     document_configured_limits(app, settings)
     # The last added is the outermost. Errors made by the inner two (a 500, a 413) pass through

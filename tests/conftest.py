@@ -54,6 +54,10 @@ BASE_ENV = {
     "CHAT_LOG_FORMAT": "json",
 }
 
+# What a web frontend needs: its origin allowed (CORS) and the demo page served.
+FRONTEND_ORIGIN = "http://frontend.example"
+FRONTEND_ENV = {"CHAT_CORS_ORIGINS": f"{FRONTEND_ORIGIN},http://localhost:5173", "CHAT_DEMO_PAGE": "true"}
+
 
 class Service(Protocol):
     url: str
@@ -269,6 +273,12 @@ def start_service(
 @pytest.fixture(scope="session")
 def service(start_service: Callable[..., Service]) -> Service:
     return start_service()
+
+
+@pytest.fixture(scope="session")
+def frontend_service(start_service: Callable[..., Service]) -> Service:
+    """The service as a web frontend meets it: CORS for FRONTEND_ORIGIN, the demo page at /."""
+    return start_service(**FRONTEND_ENV)
 
 
 @pytest.fixture

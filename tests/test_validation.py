@@ -225,3 +225,18 @@ def test_a_body_over_the_limit_is_refused_in_a_way_a_browser_can_read(
     assert response.headers["x-request-id"] == "req-413"
     assert response.headers["access-control-allow-origin"] == origin
     assert not fake.received
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/chat", b'{"messages": [{"role": "user", "n": 99999999999999999999999}]}'),
+        ("/chat/ui", b'{"messages": [{"role": "user", "parts": [{"n": 99999999999999999999999}]}]}'),
+    ],
+)
+def test_an_integer_beyond_64_bits_in_a_bad_request_is_still_a_422(
+    client: httpx.Client, path: str, body: bytes
+) -> None:
+    response = client.post(path, content=body, headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 422, response.text

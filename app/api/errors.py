@@ -1,10 +1,10 @@
 """The one place where service errors become HTTP statuses and bodies."""
 
+import json
 import math
 from http import HTTPStatus
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -72,7 +72,8 @@ def _short_input(error: dict[str, Any]) -> dict[str, Any]:
     if isinstance(value, str):
         if len(value) > MAX_ECHOED_INPUT:
             return {**error, "input": value[:MAX_ECHOED_INPUT] + "…"}
-    elif isinstance(value, dict | list) and len(orjson.dumps(value, default=str)) > MAX_ECHOED_INPUT:
+    # json, not orjson: a JSON body may hold integers beyond 64 bits, which orjson refuses.
+    elif isinstance(value, dict | list) and len(json.dumps(value, default=str)) > MAX_ECHOED_INPUT:
         return {key: item for key, item in error.items() if key != "input"}
     return error
 

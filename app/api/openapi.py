@@ -14,10 +14,11 @@ def document_configured_limits(app: FastAPI, settings: Settings) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
-            request = schema["components"]["schemas"]["ChatRequest"]["properties"]
-            _non_null(request["max_tokens"])["maximum"] = settings.max_tokens_ceiling
-            if settings.allowed_models:
-                _non_null(request["model"])["enum"] = settings.allowed_models
+            for name in ("ChatRequest", "ChatUIRequest"):  # /chat and /chat/ui take the same options
+                request = schema["components"]["schemas"][name]["properties"]
+                _non_null(request["max_tokens"])["maximum"] = settings.max_tokens_ceiling
+                if settings.allowed_models:
+                    _non_null(request["model"])["enum"] = settings.allowed_models
             app.openapi_schema = schema
         return app.openapi_schema
 

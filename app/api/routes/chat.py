@@ -26,7 +26,7 @@ text was sent, the stream ends with an `error` event (`error.type`, `error.messa
 `[DONE]`. Comment lines (`: ping`) keep idle connections open, from `start` on.
 """
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in {
         400: "Anthropic rejected the request, or the requested model does not exist.",
@@ -47,7 +47,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     response_model=ChatResponse,
     summary="Relay a conversation to Claude",
     dependencies=[Depends(require_json)],
-    responses={200: {"content": {"text/event-stream": {}}, "description": _STREAM_DESCRIPTION}, **_ERRORS},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": _STREAM_DESCRIPTION},
+        **ERROR_RESPONSES,
+    },
 )
 async def chat(
     request: ChatRequest,

