@@ -29,7 +29,8 @@ text was sent, the stream ends with an `error` event (`error.type`, `error.messa
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in {
-        400: "Anthropic rejected the request, or the requested model does not exist.",
+        400: "Anthropic rejected the request, the requested model does not exist (`model_not_found`), "
+        "or the body is not valid JSON (`bad_request`).",
         401: "Anthropic rejected the service's API key.",
         403: "The API key may not use this model or feature.",
         413: "The request body is over the size limit, or the conversation too large for Anthropic.",
@@ -38,6 +39,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         502: "Anthropic failed, could not be reached, or the configured model is retired.",
         503: "Anthropic is overloaded after retries; see `Retry-After`.",
         504: "Anthropic did not answer in time.",
+        500: "The service failed unexpectedly (`internal_error`); the request id is in its logs.",
     }.items()
 }
 
