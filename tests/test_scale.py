@@ -21,7 +21,7 @@ from statistics import median
 import httpx
 import pytest
 
-from tests.conftest import API_KEY, CURRENT_MODEL, LOCAL_BASE_IMAGE, ROOT, docker_bridge_gateway, free_port
+from tests.conftest import API_KEY, CURRENT_MODEL, ROOT, base_image, docker_bridge_gateway, free_port
 from tests.fakes.anthropic_api import FakeAnthropic, Reply
 from tests.service_client import chat_body, iter_events
 
@@ -54,7 +54,7 @@ def nginx_image() -> str:
             return candidate
         except docker.errors.ImageNotFound:
             pass
-    base = os.environ.get("BASE_IMAGE", LOCAL_BASE_IMAGE)
+    base = os.environ.get("BASE_IMAGE") or base_image()
     client.images.build(path=str(ROOT / "deploy/nginx"), tag=LOCAL_NGINX, buildargs={"BASE_IMAGE": base})
     return LOCAL_NGINX
 
