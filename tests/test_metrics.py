@@ -9,7 +9,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Service, ServiceContainer
+from tests.conftest import CURRENT_MODEL, Service, ServiceContainer
 from tests.fakes.anthropic_api import FakeAnthropic, Reply, input_tokens
 from tests.service_client import chat_body, iter_events, read_stream
 
@@ -74,6 +74,7 @@ def expected_counts(samples: Samples, tokens: dict[str, int]) -> dict[str, float
         "json durations": value(samples, "chat_request_duration_seconds_count", mode="json"),
         "stream durations": value(samples, "chat_request_duration_seconds_count", mode="stream"),
         "first tokens": value(samples, "chat_time_to_first_token_seconds_count"),
+        "starts": value(samples, "chat_time_to_start_seconds_count"),
         "input tokens": value(samples, "chat_tokens_total", kind="input") - tokens["input"],
         "output tokens": value(samples, "chat_tokens_total", kind="output") - tokens["output"],
     }
@@ -90,6 +91,7 @@ MIX_COUNTS = {
     "json durations": 4,
     "stream durations": 4,
     "first tokens": 4,
+    "starts": 4,  # every stream, the one its client left included
     "input tokens": 0,
     "output tokens": 0,
 }
@@ -102,7 +104,7 @@ def test_every_scrape_shows_the_whole_containers_totals(
     container = start_container(WEB_CONCURRENCY="2")
     before = scrape(container.url)
     assert value(before, "chat_open_streams") == 0  # exported before any request
-    assert value(before, "chat_build_info", version="0.1.0", model="claude-sonnet-5") == 1
+    assert value(before, "chat_build_info", version="0.1.0", model=CURRENT_MODEL) == 1
 
     tokens = run_known_mix(container.url, fake)
     # More requests on connections of their own, at once, so that both workers answer some.
