@@ -363,7 +363,7 @@ def write_report(run: dict[str, Any], out: Path) -> None:
         "",
         "```sh",
         "uv sync --all-groups",
-        "uv run --group bench python -m bench.run          # about 3.5 minutes on 2 cores; rewrites this page",
+        "uv run --group bench python -m bench.run          # about 4.5 minutes on 2 cores; rewrites this page",
         "uv run --group bench python -m bench.run --smoke  # a few requests per scenario, checks only (CI)",
         "uv run --group bench --with py-spy python -m bench.profile   # py-spy profile of the service under A",
         "```",
