@@ -267,6 +267,17 @@ def write_report(run: dict[str, Any], out: Path) -> None:
         "come; in the closed loop its workers then wait at the first token (seconds, for the reference",
         "from B100 on), fewer streams flow at once than the scenario's name says, and its gaps look",
         "better than they would under the full load. Compare tokens/s delivered with the floor's.",
+        *(
+            [
+                "",
+                "Reading E: `start` is all a client sees while the model thinks. Both relays send it at",
+                "Anthropic's `message_start`, so its time is the per-request set-up (B's first token, without",
+                "the token); the first text comes at the floor's 2 s plus whatever the relay adds. The",
+                "reference ignores thinking: its SDK parses the thinking events but it sends none on.",
+            ]
+            if "E" in results
+            else []
+        ),
         "",
         "## Targets",
         "",
