@@ -7,11 +7,14 @@ as sse-starlette sends, or `\\r`). Each token is timestamped (`time.perf_counter
 that completes its event returns, so time to first token and the gaps between tokens are what a
 browser would see. Two kinds of target:
 
-- `relay`: `POST /chat`, the service's event contract: `start`, `delta`..., `end`, `data: [DONE]`,
-  checked in that order, nothing after `[DONE]`;
+- `relay`: `POST /chat`, the service's event contract: `start`, `thinking`..., `delta`..., `end`,
+  `data: [DONE]`, checked in that order (no `thinking` after the first `delta`), nothing after `[DONE]`;
 - `anthropic`: `POST /v1/messages` with `"stream": true` straight to the fake Anthropic API,
-  Anthropic's events (`content_block_delta` / `text_delta`), ending with `message_stop`: the
-  floor, what the machine does with no relay in between.
+  Anthropic's events (`message_start`, `thinking_delta`s before any `text_delta`), ending with
+  `message_stop`: the floor, what the machine does with no relay in between.
+
+The time of `start` (Anthropic's `message_start` for the floor) is kept too: with a model that
+thinks before it answers, that is when a client learns its request was accepted.
 """
 
 from __future__ import annotations
@@ -43,12 +46,19 @@ class Target:
     port: int
     kind: str  # RELAY or ANTHROPIC
     host: str = "127.0.0.1"
+    # Ask for the thinking summary (`/chat`'s `thinking: "summarized"`, Anthropic's adaptive
+    # thinking with display summarized); a relay that does not know the option ignores it.
+    summarized: bool = False
 
     def request_bytes(self, stream: bool) -> bytes:
         payload: dict[str, Any] = {"messages": [{"role": "user", "content": "Benchmark"}], "stream": stream}
         path = b"/chat"
+        if self.summarized:
+            payload["thinking"] = "summarized"
         if self.kind == ANTHROPIC:
             payload |= {"model": "claude-sonnet-5-5", "max_tokens": 1024}
+            if self.summarized:
+                payload["thinking"] = {"type": "adaptive", "display": "summarized"}
             path = b"/v1/messages"
         body = orjson.dumps(payload)
         return (
@@ -66,8 +76,10 @@ class Result:
     status: int = 0
     started: float = 0.0  # before connecting: connection set-up counts in time to first token
     finished: float = 0.0
+    start_time: float | None = None  # the read that completed `start` (floor: `message_start`)
     token_times: list[float] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
+    thinking: list[str] = field(default_factory=list)  # `thinking` events' texts ("" = thinking, not shown)
     done: bool = False  # ended with `[DONE]` (relay) / `message_stop` (floor), nothing after; or a JSON body
     output_tokens: int | None = None  # usage.output_tokens as reported in the `end` event or the JSON body
     error: str | None = None
@@ -75,6 +87,10 @@ class Result:
     @property
     def ttft(self) -> float | None:
         return self.token_times[0] - self.started if self.token_times else None
+
+    @property
+    def time_to_start(self) -> float | None:
+        return self.start_time - self.started if self.start_time is not None else None
 
     @property
     def gaps(self) -> list[float]:
@@ -178,13 +194,13 @@ class _SseParser:
 
 
 class _RelayEvents:
-    """The service's contract: start, delta..., end, [DONE]; nothing after [DONE]."""
+    """The service's contract: start, thinking..., delta..., end, [DONE]; nothing after [DONE]."""
 
     __slots__ = ("result", "state")
 
     def __init__(self, result: Result) -> None:
         self.result = result
-        self.state = 0  # 0: before start, 1: deltas, 2: after end, 3: after [DONE]
+        self.state = 0  # 0: before start, 1: thinking or deltas, 2: after end, 3: after [DONE]
 
     def take(self, name: bytes | None, data: bytes, now: float) -> None:
         if self.state == 3:
@@ -200,10 +216,16 @@ class _RelayEvents:
                 raise ProtocolError("[DONE] before the end event")
             self.state = 3
             self.result.done = True
+        elif name == b"thinking":
+            payload = orjson.loads(data)
+            if self.state != 1 or self.result.texts or payload["type"] != "thinking":
+                raise ProtocolError(f"thinking before start, after a delta or mistyped: {data[:80]!r}")
+            self.result.thinking.append(payload["text"])
         elif name == b"start":
             if self.state != 0 or orjson.loads(data)["type"] != "start":
                 raise ProtocolError("start event out of order or mistyped")
             self.state = 1
+            self.result.start_time = now
         elif name == b"end":
             payload = orjson.loads(data)
             if self.state != 1 or payload["type"] != "end":
@@ -217,7 +239,8 @@ class _RelayEvents:
 
 
 class _AnthropicEvents:
-    """Anthropic's stream: text from content_block_delta / text_delta, the end at message_stop."""
+    """Anthropic's stream: message_start first, thinking from thinking_delta (before any text), text
+    from text_delta, the end at message_stop."""
 
     __slots__ = ("result",)
 
@@ -227,11 +250,21 @@ class _AnthropicEvents:
     def take(self, name: bytes | None, data: bytes, now: float) -> None:
         if self.result.done:
             raise ProtocolError(f"event after message_stop: {name!r}")
+        if name != b"message_start" and self.result.start_time is None and name != b"error":
+            raise ProtocolError(f"{name!r} before message_start")
         if name == b"content_block_delta":
             delta = orjson.loads(data)["delta"]
             if delta["type"] == "text_delta":
                 self.result.token_times.append(now)
                 self.result.texts.append(delta["text"])
+            elif delta["type"] == "thinking_delta":
+                if self.result.texts:
+                    raise ProtocolError("thinking_delta after a text_delta")
+                self.result.thinking.append(delta["thinking"])
+        elif name == b"message_start":
+            if self.result.start_time is not None:
+                raise ProtocolError("a second message_start")
+            self.result.start_time = now
         elif name == b"message_delta":
             self.result.output_tokens = orjson.loads(data)["usage"]["output_tokens"]
         elif name == b"message_stop":
@@ -370,8 +403,14 @@ def selfcheck() -> None:
     """The parsers against a response split at every byte: chunked encoding, CRLF, CR and LF
     line endings, comments, an event split across chunks. Raises AssertionError if one is wrong."""
     texts = ['He said "hi"', "back\\slash", "\n", " café 日本語 🙂 e\u0301", "  "]
+    thinking = ["", 'Let me "think"\n']
     for sep in (b"\n", b"\r\n", b"\r"):
         events = [b": ping", b"event: start" + sep + b'data: {"type":"start","id":"m","model":"x"}']
+        events += [
+            b"event: thinking" + sep + b"data: " + orjson.dumps({"type": "thinking", "text": text})
+            for text in thinking
+        ]
+        events += [b": ping"]
         events += [
             b"event: delta" + sep + b"data: " + orjson.dumps({"type": "delta", "text": text})
             for text in texts
@@ -398,6 +437,7 @@ def selfcheck() -> None:
             assert dechunker.finished, (sep, cut)
             assert not sse.leftover, (sep, cut)
             assert result.texts == texts, (sep, cut, result)
+            assert result.thinking == thinking, (sep, cut, result)
             assert result.done, (sep, cut)
             assert result.output_tokens == 5, (sep, cut)
 

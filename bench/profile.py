@@ -152,7 +152,7 @@ async def profile(scenario_name: str, seconds: float, out: Path, rate: int) -> s
         deadline = time.monotonic() + seconds + 30
         while spy.returncode is None and time.monotonic() < deadline:
             results = await run_load(
-                target,
+                scenario.target(target),
                 stream=scenario.stream,
                 concurrency=scenario.concurrency,
                 total=scenario.total,

@@ -13,15 +13,16 @@ B_LEVEL = re.compile(r"^B(\d+)(-burst)?$")
 
 
 def _added_ttft(results: Figures) -> None:
-    """Time to first token over the floor's, in the same scenario."""
+    """Time to first token, and to `start`, over the floor's, in the same scenario."""
     for scenario in results.values():
         floor = scenario.get("floor", {})
         for name, figures in scenario.items():
             if name == "floor":
                 continue
-            for q in ("p50", "p99"):
-                if f"ttft_{q}_ms" in figures and f"ttft_{q}_ms" in floor:
-                    figures[f"ttft_added_{q}_ms"] = figures[f"ttft_{q}_ms"] - floor[f"ttft_{q}_ms"]
+            for what in ("ttft", "start"):
+                for q in ("p50", "p99"):
+                    if f"{what}_{q}_ms" in figures and f"{what}_{q}_ms" in floor:
+                        figures[f"{what}_added_{q}_ms"] = figures[f"{what}_{q}_ms"] - floor[f"{what}_{q}_ms"]
 
 
 def _levels(results: Figures, burst: bool) -> list[tuple[int, str]]:
@@ -159,8 +160,23 @@ def write_report(run: dict[str, Any], out: Path) -> None:
             row(f"{name}: inter-token gap p99, ms", name, "gap_p99_ms"),
         ]
 
+    def e_rows(name: str) -> list[str]:
+        return [
+            row(f"{name}: time to start p50, ms", name, "start_p50_ms"),
+            row(f"{name}: time to start p99, ms", name, "start_p99_ms"),
+            row(f"{name}: time to start added over the floor, p50, ms", name, "start_added_p50_ms"),
+            row(f"{name}: time to start added over the floor, p99, ms", name, "start_added_p99_ms"),
+            row(f"{name}: relay CPU µs per stream", name, "cpu_us_per_request", 0),
+            row(f"{name}: relay CPU µs per text token", name, "cpu_us_per_token"),
+            row(f"{name}: relay core busy, %", name, "cpu_pct", 0),
+            row(f"{name}: time to first text token p50, ms", name, "ttft_p50_ms", 0),
+            row(f"{name}: time to first text token p99, ms", name, "ttft_p99_ms", 0),
+            row(f"{name}: inter-token gap p99, ms", name, "gap_p99_ms"),
+        ]
+
     log = run.get("service_log", {})
     d = scenarios.get("D", {})
+    e = scenarios.get("E", {})
     lines = [
         "# Benchmarks",
         "",
@@ -210,11 +226,21 @@ def write_report(run: dict[str, Any], out: Path) -> None:
         f"  {d.get('tokens', '?')} tokens {d.get('interval_ms', 0) / 1000:.0f} s apart, so that all are open together;",
         "  the resident set is read when every stream has its first token (and, checked, none has ended),",
         "  minus the resident set before the phase, per stream.",
-        "- Every request of every scenario is checked: HTTP 200, events in order (start, delta…, end,",
-        "  `[DONE]`, nothing after; Anthropic's own events for the floor), the token count, the exact text",
-        "  the fake sent (quotes, backslashes, newlines, é, 日本語, 🙂, combining marks, whitespace-only",
-        "  tokens) and the usage reported. One wrong or failed request fails the run; this page is only",
-        "  written by a run where all were right.",
+        f"- E: a model that thinks: {e.get('thinking_s', 0):.0f} s of thinking (the fake sends Anthropic's "
+        "`ping` every 250 ms",
+        f"  meanwhile and the summary in {len(e.get('thinking', ()))} `thinking_delta`s, asked for with "
+        '`"thinking": "summarized"`), then',
+        f"  {e.get('tokens', '?')} tokens {e.get('interval_ms', 0):.0f} ms apart, "
+        f"{e.get('concurrency', '?')} streams, arrivals spread as in B. Time to start runs",
+        "  from before `connect()` to the read that completes the `start` event (the floor: Anthropic's",
+        "  `message_start`); relay CPU is per stream. The reference relay ignores thinking (its",
+        "  `messages.stream()` loop handles `message_start` and `text` only), so it sends no `thinking`",
+        "  events and is checked for none; its `start` also goes out at `message_start`.",
+        "- Every request of every scenario is checked: HTTP 200, events in order (start, thinking…, delta…,",
+        "  end, `[DONE]`, no thinking after a delta, nothing after `[DONE]`; Anthropic's own events for the",
+        "  floor), the token count, the exact text and thinking summary the fake sent (quotes, backslashes,",
+        "  newlines, é, 日本語, 🙂, combining marks, whitespace-only tokens) and the usage reported. One wrong",
+        "  or failed request fails the run; this page is only written by a run where all were right.",
         "",
         "## Results",
         "",
@@ -235,11 +261,23 @@ def write_report(run: dict[str, Any], out: Path) -> None:
         row("D: relay RSS before the phase, KiB", "D", "rss_before_kib", 0),
         row("D: relay RSS with 1000 streams open, KiB", "D", "rss_open_kib", 0),
         row("D: seconds until all 1000 streams have a first token", "D", "all_first_token_s", 2),
+        *(e_rows("E") if "E" in results else []),
         "",
         "Reading B: a relay whose core is near 100 % busy cannot start new streams as fast as they",
         "come; in the closed loop its workers then wait at the first token (seconds, for the reference",
         "from B100 on), fewer streams flow at once than the scenario's name says, and its gaps look",
         "better than they would under the full load. Compare tokens/s delivered with the floor's.",
+        *(
+            [
+                "",
+                "Reading E: `start` is all a client sees while the model thinks. Both relays send it at",
+                "Anthropic's `message_start`, so its time is the per-request set-up (B's first token, without",
+                "the token); the first text comes at the floor's 2 s plus whatever the relay adds. The",
+                "reference ignores thinking: its SDK parses the thinking events but it sends none on.",
+            ]
+            if "E" in results
+            else []
+        ),
         "",
         "## Targets",
         "",
@@ -336,7 +374,7 @@ def write_report(run: dict[str, Any], out: Path) -> None:
         "",
         "```sh",
         "uv sync --all-groups",
-        "uv run --group bench python -m bench.run          # about 3.5 minutes on 2 cores; rewrites this page",
+        "uv run --group bench python -m bench.run          # about 4.5 minutes on 2 cores; rewrites this page",
         "uv run --group bench python -m bench.run --smoke  # a few requests per scenario, checks only (CI)",
         "uv run --group bench --with py-spy python -m bench.profile   # py-spy profile of the service under A",
         "```",

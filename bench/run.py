@@ -11,8 +11,9 @@ records how busy core 1 was). The floor is the load generator straight against t
 traffic is on 127.0.0.1. Relay CPU is utime+stime from /proc/PID/stat around each phase, memory
 RSS from /proc/PID/statm.
 
-Every request is checked: status, the event order (start, delta..., end, [DONE], nothing after),
-token count, the exact text the fake sent, and the usage it reported. One wrong or failed request
+Every request is checked: status, the event order (start, thinking..., delta..., end, [DONE],
+nothing after), token count, the exact text (and thinking summary) the fake sent, and the usage it
+reported. One wrong or failed request
 makes the run fail (exit status 1) and no figures are written.
 """
 
@@ -32,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,8 @@ _CORES = sorted(os.sched_getaffinity(0))
 RELAY_CORE, LOAD_CORE = (_CORES[0], _CORES[1]) if len(_CORES) >= 2 else (_CORES[0], _CORES[0])
 FD_LIMIT = 65536
 MODEL = "claude-sonnet-5-5"
+# Scenario E's thinking summary, one thinking_delta each, spread over its thinking time.
+THINKING = ('Thinking about "the question"', " with a back\\slash,\n", " café 日本語 🙂,", " done.")
 
 
 @dataclass(frozen=True)
@@ -62,10 +65,27 @@ class Scenario:
     staggered: bool = False  # first requests spread over one stream's length, not one burst
     all_open: bool = False  # D: every stream opened at once; memory measured while all are open
     timeout_s: float = 60.0
+    # E: the model thinks this long before its text (the fake pinging meanwhile), and the
+    # summary is asked for: the pieces come as thinking_deltas spread over that time.
+    thinking_s: float = 0.0
+    thinking: tuple[str, ...] = ()
 
     @property
     def stream_s(self) -> float:
-        return max(self.tokens - 1, 0) * self.interval_ms / 1000
+        return self.thinking_s + max(self.tokens - 1, 0) * self.interval_ms / 1000
+
+    def reply(self) -> Reply:
+        """What the fake answers in this scenario."""
+        return Reply.text(
+            default_tokens(self.tokens),
+            interval=self.interval_ms / 1000,
+            thinking=self.thinking,
+            thinking_seconds=self.thinking_s,
+        )
+
+    def target(self, target: Target) -> Target:
+        """`target`, asking for the thinking summary when this scenario thinks."""
+        return replace(target, summarized=bool(self.thinking))
 
 
 FULL = [
@@ -82,12 +102,34 @@ FULL = [
     Scenario("B100-burst", tokens=100, interval_ms=20, concurrency=100, total=200),
     Scenario("B200-burst", tokens=100, interval_ms=20, concurrency=200, total=400),
     Scenario("C", tokens=50, interval_ms=0, concurrency=50, total=1500, stream=False),
+    # A model that thinks 2 s before a B200 answer: what counts is how soon `start` arrives.
+    Scenario(
+        "E",
+        tokens=100,
+        interval_ms=20,
+        concurrency=200,
+        total=600,
+        staggered=True,
+        thinking_s=2.0,
+        thinking=THINKING,
+    ),
 ]
 SMOKE = [
     Scenario("D", tokens=5, interval_ms=100, concurrency=20, total=20, all_open=True, timeout_s=20),
     Scenario("A", tokens=200, interval_ms=0, concurrency=3, total=3, timeout_s=20),
     Scenario("B50", tokens=20, interval_ms=20, concurrency=3, total=3, staggered=True, timeout_s=20),
     Scenario("C", tokens=50, interval_ms=0, concurrency=3, total=3, stream=False, timeout_s=20),
+    Scenario(
+        "E",
+        tokens=20,
+        interval_ms=20,
+        concurrency=3,
+        total=3,
+        staggered=True,
+        thinking_s=0.5,
+        thinking=THINKING,
+        timeout_s=20,
+    ),
 ]
 WARMUP = Scenario("warm-up", tokens=50, interval_ms=0, concurrency=10, total=20)
 
@@ -220,7 +262,10 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 def check(target: str, scenario: Scenario, results: list[Result]) -> list[str]:
-    expected = "".join(default_tokens(scenario.tokens))
+    reply = scenario.reply()
+    expected = reply.text_value
+    # The reference relay ignores thinking (the tutorial's relay predates it): no thinking events.
+    expected_thinking = "".join(scenario.thinking) if target != "reference" else ""
     problems = []
     if len(results) != scenario.total:
         problems.append(f"{target} {scenario.name}: {len(results)} of {scenario.total} requests ran")
@@ -232,6 +277,10 @@ def check(target: str, scenario: Scenario, results: list[Result]) -> list[str]:
             problems.append(f"{where}: did not end with [DONE]")
         elif scenario.stream and len(result.texts) != scenario.tokens:
             problems.append(f"{where}: {len(result.texts)} tokens, the fake sent {scenario.tokens}")
+        elif scenario.stream and result.start_time is None:
+            problems.append(f"{where}: no start event")
+        elif "".join(result.thinking) != expected_thinking or (expected_thinking and not result.thinking):
+            problems.append(f"{where}: thinking {''.join(result.thinking)!r}, expected {expected_thinking!r}")
         elif result.text != expected:
             at = next(
                 (i for i, (a, b) in enumerate(zip(result.text, expected, strict=False)) if a != b),
@@ -241,9 +290,9 @@ def check(target: str, scenario: Scenario, results: list[Result]) -> list[str]:
                 f"{where}: text differs from what the fake sent at character {at}: "
                 f"{result.text[max(0, at - 10) : at + 20]!r}, expected {expected[max(0, at - 10) : at + 20]!r}"
             )
-        elif result.output_tokens != scenario.tokens:
+        elif result.output_tokens != reply.output_tokens:
             problems.append(
-                f"{where}: usage says {result.output_tokens} output tokens, not {scenario.tokens}"
+                f"{where}: usage says {result.output_tokens} output tokens, not {reply.output_tokens}"
             )
     return problems
 
@@ -284,6 +333,7 @@ async def open_all(
 async def measure(
     target: Target, pid: int | None, scenario: Scenario
 ) -> tuple[dict[str, float], list[Result]]:
+    target = scenario.target(target)
     user_before, system_before = cpu_times(pid) if pid else (0.0, 0.0)
     rss_before = rss_kib(pid) if pid else 0
     load_before = own_cpu_seconds()
@@ -305,6 +355,7 @@ async def measure(
     ok = [r for r in results if r.error is None]
     tokens = sum(len(r.texts) for r in ok) if scenario.stream else len(ok) * scenario.tokens
     ttfts = [t for r in ok if (t := r.ttft) is not None]
+    starts = [t for r in ok if (t := r.time_to_start) is not None]
     gaps = [gap for r in ok for gap in r.gaps]
     figures |= {
         "wall_s": wall,
@@ -314,7 +365,7 @@ async def measure(
         "requests_per_s": len(results) / wall,
         "load_side_cpu_pct": 100 * (own_cpu_seconds() - load_before) / wall,
     }
-    for name, values in (("ttft", ttfts), ("gap", gaps if scenario.stream else [])):
+    for name, values in (("ttft", ttfts), ("start", starts), ("gap", gaps if scenario.stream else [])):
         for q in (50, 99):
             if (value := percentile(values, q)) is not None:
                 figures[f"{name}_p{q}_ms"] = value * 1000
@@ -336,11 +387,12 @@ async def measure(
 
 
 def set_reply(fake: FakeAnthropic, scenario: Scenario) -> None:
-    fake.default = Reply.text(default_tokens(scenario.tokens), interval=scenario.interval_ms / 1000)
+    fake.default = scenario.reply()
 
 
 def show(scenario: str, target: str, figures: dict[str, float]) -> None:
     keys = ("tokens_per_s", "requests_per_s", "ttft_p50_ms", "ttft_p99_ms", "gap_p99_ms")
+    keys += ("start_p50_ms", "start_p99_ms")
     keys += ("cpu_us_per_token", "cpu_us_per_request", "cpu_pct", "cpu_system_pct", "load_side_cpu_pct")
     keys += ("kib_per_stream", "all_first_token_s", "open_when_measured")
     shown = " ".join(f"{k}={figures[k]:,.1f}" for k in keys if k in figures)

@@ -308,9 +308,15 @@ class FakeAnthropic:
             body = json.loads(raw) if raw else {}
         except ValueError:
             body = {}
-        if target == "/_fake/default":  # sets the default answer: {"tokens": n, "interval_ms": x}
+        if (
+            target == "/_fake/default"
+        ):  # sets the default answer: {"tokens": n, "interval_ms": x, "thinking_ms": t}
+            thinking_ms = float(body.get("thinking_ms", 0))
             self.default = Reply.text(
-                default_tokens(int(body.get("tokens", 12))), interval=float(body.get("interval_ms", 0)) / 1000
+                default_tokens(int(body.get("tokens", 12))),
+                interval=float(body.get("interval_ms", 0)) / 1000,
+                thinking=DEMO_THINKING if thinking_ms else (),
+                thinking_seconds=thinking_ms / 1000,
             )
             self._send(writer, 204, "application/json", b"", "control")
             return True
