@@ -24,11 +24,12 @@ from pathlib import Path
 
 import httpx
 
+from bench.report import KEPT_BEGIN as BEGIN
+from bench.report import KEPT_END as END
 from tests.fakes.anthropic_api import FakeAnthropic, Reply, default_tokens
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- prompt-cache:begin -->", "<!-- prompt-cache:end -->"
 TURNS = 20
 SYSTEM_PROMPT = " ".join(f"rule{i}" for i in range(1100))
 WRITE_PRICE = {"5m": 1.25, "1h": 2.0, "off": 1.25}

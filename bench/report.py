@@ -382,4 +382,15 @@ def write_report(run: dict[str, Any], out: Path) -> None:
         "Needs 2 cores and `taskset`. Raw figures of each run: `bench/results/<time>.json` (not committed),",
         "the relays' logs beside them.",
     ]
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out.write_text("\n".join(lines) + "\n" + _kept_sections(out), encoding="utf-8")
+
+
+# Sections other tools write into the report (bench.prompt_cache), kept when a run rewrites it.
+KEPT_BEGIN, KEPT_END = "<!-- prompt-cache:begin -->", "<!-- prompt-cache:end -->"
+
+
+def _kept_sections(out: Path) -> str:
+    old = out.read_text(encoding="utf-8") if out.exists() else ""
+    if KEPT_BEGIN not in old or KEPT_END not in old:
+        return ""
+    return "\n" + old[old.index(KEPT_BEGIN) : old.index(KEPT_END) + len(KEPT_END)] + "\n"
