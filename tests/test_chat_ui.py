@@ -55,6 +55,19 @@ def test_answer_is_the_ui_message_stream(client: httpx.Client, fake: FakeAnthrop
     usage = sent[11]["messageMetadata"]["usage"]
     assert usage["outputTokens"] == 4  # thinking included
     assert usage["totalTokens"] == usage["inputTokens"] + usage["outputTokens"] > 4
+    details = usage["inputTokenDetails"]
+    assert (
+        usage["inputTokens"]
+        == details["noCacheTokens"] + details["cacheReadTokens"] + details["cacheWriteTokens"]
+    )
+    anthropic_usage = sent[11]["messageMetadata"]["anthropicUsage"]
+    assert anthropic_usage["output_tokens"] == 4
+    assert set(anthropic_usage) == {
+        "input_tokens",
+        "output_tokens",
+        "cache_creation_input_tokens",
+        "cache_read_input_tokens",
+    }
     assert sent == [
         {"type": "start", "messageId": message_id, "messageMetadata": {"model": CURRENT_MODEL}},
         {"type": "start-step"},
@@ -69,7 +82,12 @@ def test_answer_is_the_ui_message_stream(client: httpx.Client, fake: FakeAnthrop
         {"type": "finish-step"},
         {
             "type": "message-metadata",
-            "messageMetadata": {"model": CURRENT_MODEL, "stopReason": "end_turn", "usage": usage},
+            "messageMetadata": {
+                "model": CURRENT_MODEL,
+                "stopReason": "end_turn",
+                "usage": usage,
+                "anthropicUsage": anthropic_usage,
+            },
         },
         {"type": "finish", "finishReason": "stop"},
         "[DONE]",

@@ -89,14 +89,24 @@ class UIMessageStreamEncoder:
         if self._text_open:
             frames.append(_TEXT_END)
         self._reasoning_open = self._text_open = False
+        prompt = usage.input_tokens + usage.cache_creation_input_tokens + usage.cache_read_input_tokens
         metadata = {
             "model": self._model,
             "stopReason": stop_reason,
+            # The AI SDK's own usage shape (LanguageModelUsage), so a React app can type it as such;
+            # the prompt's tokens in all, with the prompt cache's share in the details.
             "usage": {
-                "inputTokens": usage.input_tokens,
+                "inputTokens": prompt,
+                "inputTokenDetails": {
+                    "noCacheTokens": usage.input_tokens,
+                    "cacheReadTokens": usage.cache_read_input_tokens,
+                    "cacheWriteTokens": usage.cache_creation_input_tokens,
+                },
                 "outputTokens": usage.output_tokens,
-                "totalTokens": usage.input_tokens + usage.output_tokens,
+                "totalTokens": prompt + usage.output_tokens,
             },
+            # And Anthropic's figures with Anthropic's names, as in /chat's `end` event.
+            "anthropicUsage": usage.as_dict(),
         }
         finish_reason = FINISH_REASONS.get(stop_reason or "", "other")
         return b"".join(
