@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 
 from app.api.encoders.chat_events import ChatEventsEncoder
 from app.api.relay import relay
-from app.services.chat import ChatStats
+from app.services.chat_stats import ChatStats
 from app.services.models import ModelChoice
 from app.services.stream_events import Piece, Text, Usage
 

@@ -6,7 +6,7 @@ from fastapi.exceptions import RequestValidationError
 
 from app.api.schemas.chat import ChatOptions
 from app.config import Settings
-from app.services.chat import ChatParams
+from app.services.chat_request import ChatParams
 from app.services.models import ModelChoice
 
 

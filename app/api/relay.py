@@ -16,7 +16,10 @@ from starlette.requests import Request
 from app.api.disconnect import cancelled_if_client_leaves
 from app.api.open_streams import OpenStreams
 from app.api.sse import EventStreamResponse
-from app.services.chat import ChatParams, ChatService, ChatStats, ChatStream
+from app.services.chat import ChatService
+from app.services.chat_request import ChatParams
+from app.services.chat_stats import ChatStats
+from app.services.chat_stream import ChatStream
 from app.services.errors import UpstreamError
 from app.services.stream_events import Piece, Usage
 

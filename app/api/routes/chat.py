@@ -12,7 +12,7 @@ from app.api.params import chat_params
 from app.api.relay import stream_response
 from app.api.request_log import add_to_request_summary
 from app.api.schemas.chat import ChatRequest, ChatResponse, ErrorResponse
-from app.services.chat import ChatStats
+from app.services.chat_stats import ChatStats
 
 router = APIRouter()
 

@@ -15,7 +15,7 @@ from app.api.request_log import add_to_request_summary
 from app.api.routes.chat import ERROR_RESPONSES
 from app.api.schemas.chat_ui import ChatUIRequest
 from app.api.sse import EventStreamResponse
-from app.services.chat import ChatStats
+from app.services.chat_stats import ChatStats
 
 router = APIRouter()
 
