@@ -14,6 +14,7 @@ import structlog
 from starlette.requests import Request
 
 from app.api.disconnect import cancelled_if_client_leaves
+from app.api.internal_errors import INTERNAL_ERROR
 from app.api.open_streams import OpenStreams
 from app.api.sse import EventStreamResponse
 from app.services.chat import ChatService
@@ -26,7 +27,7 @@ from app.services.stream_events import Piece, Usage
 log = structlog.get_logger(__name__)
 
 RESTARTING = ("service_restarting", "The service is restarting; send the request again.")
-INTERNAL_ERROR = ("internal_error", "The service failed while relaying the answer; send the request again.")
+_FAILED_MIDWAY = "The service failed while relaying the answer; send the request again."
 
 
 class StreamEncoder(Protocol):
@@ -64,9 +65,9 @@ async def relay(stream: ChatStream, stats: ChatStats, encoder: StreamEncoder) ->
     except Exception:
         log.exception("stream_internal_error")
         stats.outcome = "internal_error"
-        stats.error_type = INTERNAL_ERROR[0]
+        stats.error_type = INTERNAL_ERROR
         await stream.aclose()
-        yield encoder.error(*INTERNAL_ERROR)
+        yield encoder.error(INTERNAL_ERROR, _FAILED_MIDWAY)
         return
     yield encoder.end(stream.stop_reason, stream.usage)
 
