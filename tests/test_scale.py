@@ -21,9 +21,17 @@ from statistics import median
 import httpx
 import pytest
 
-from tests.conftest import API_KEY, CURRENT_MODEL, ROOT, base_image, docker_bridge_gateway, free_port
+from tests.conftest import (
+    API_KEY,
+    CURRENT_MODEL,
+    ROOT,
+    base_image,
+    docker_bridge_gateway,
+    free_port,
+    wait_until_healthy,
+)
 from tests.fakes.anthropic_api import FakeAnthropic, Reply
-from tests.service_client import chat_body, iter_events
+from tests.service_client import LogReader, chat_body, iter_events
 
 pytestmark = [pytest.mark.slow, pytest.mark.container]
 
@@ -112,14 +120,8 @@ def stack(service_image: str, fake: FakeAnthropic) -> Iterator[Stack]:
     built = Stack(project, f"http://127.0.0.1:{port}", compose_command(), env)
     try:
         built.run("up", "--detach", "--no-build", timeout=180)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{built.url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
+        # The stack keeps restarting what fails, so "running" is always true: the logs say why.
+        wait_until_healthy(built.url, lambda: True, LogReader(lambda: built.run("logs", "--tail", "40")))
         yield built
     finally:
         built.run("down", "--volumes", "--remove-orphans", "--timeout", "5", timeout=120)
