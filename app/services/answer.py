@@ -10,8 +10,8 @@ from typing import Any
 
 import orjson
 
+from app.services.chat_request import ChatParams
 from app.services.errors import ErrorKind, UpstreamError, from_error_body
-from app.services.models import ModelChoice
 from app.services.sse_decoder import SseDecoder
 from app.services.stream_events import Piece, Text, Thinking, Usage
 
@@ -37,11 +37,12 @@ class Answer:
         "usage",
     )
 
-    def __init__(self, model: ModelChoice, *, summarized: bool) -> None:
-        self._choice = model
-        self._summarized = summarized  # thinking text will follow, so its start needs no signal
+    def __init__(self, params: ChatParams) -> None:
+        self._choice = params.model
+        # Thinking text will follow, so the start of a thinking block needs no signal of its own.
+        self._summarized = params.thinking == "summarized"
         self.id = ""
-        self.model = model.name
+        self.model = params.model.name
         self.usage = Usage()
         self.stop_reason: str | None = None
         self.started = False

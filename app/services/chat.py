@@ -64,7 +64,7 @@ class ChatService:
                 raise from_sdk_error(exc, model=params.model) from exc
             except httpx2.TransportError as exc:
                 raise from_transport_error(exc) from exc
-            answer = Answer(params.model, summarized=params.thinking == "summarized")
+            answer = Answer(params)
             return _completion(answer, read_whole(b"".join(chunks), answer), params)
 
         completion = await self._with_retries(attempt, stats)

@@ -54,7 +54,7 @@ class ChatStream:
         self._resources = AsyncExitStack()
         self._chunks: AsyncIterator[bytes] | None = None
         self._decoder = SseDecoder()
-        self._answer = Answer(params.model, summarized=params.thinking == "summarized")
+        self._answer = Answer(params)
         self._held: list[Piece] = []  # read in the same chunk as `message_start`
         self._relayed_content = False
 
@@ -91,7 +91,7 @@ class ChatStream:
                 raise error
             self._chunks = response.http_response.aiter_bytes()
             self._decoder = SseDecoder()
-            self._answer = Answer(self._params.model, summarized=self._params.thinking == "summarized")
+            self._answer = Answer(self._params)
             self._held = []
             while not self._answer.started:
                 events = await self._read()

@@ -41,23 +41,18 @@ class SseDecoder:
         *blocks, self._pending = (self._pending + chunk).split(b"\n\n")
         if len(self._pending) > MAX_PENDING_BYTES:
             raise _unreadable("a stream that is not Server-Sent Events")
-        try:
-            return [payload for block in blocks if (payload := _payload(block)) is not None]
-        except _Unreadable as exc:
-            # The events before the unreadable one still count (their text is relayed); the
-            # answer then fails the way an in-band error fails it.
-            readable = []
-            for block in blocks:
-                try:
-                    if (payload := _payload(block)) is not None:
-                        readable.append(payload)
-                except _Unreadable:
-                    break
-            return [*readable, _error_event(str(exc))]
-
-    @property
-    def has_partial_event(self) -> bool:
-        return bool(self._pending.strip())
+        events: list[dict[str, Any]] = []
+        for block in blocks:
+            try:
+                payload = _payload(block)
+            except _Unreadable as exc:
+                # The events before it still count (their text is relayed); the answer then
+                # fails the way an in-band error fails it.
+                events.append(_error_event(str(exc)))
+                break
+            if payload is not None:
+                events.append(payload)
+        return events
 
 
 class _Unreadable(Exception):
