@@ -80,13 +80,15 @@ def test_the_stream_end_and_the_log_carry_the_cache_figures(service: Service, fa
     history = [{"role": "user", "content": "Hello"}]
     body = {"messages": history, "system": LONG_SYSTEM_PROMPT, "stream": True}
     with httpx.Client(base_url=service.url, timeout=15) as client:
-        client.post("/chat", json={**body, "stream": False})  # writes the prompt to the cache
+        written = client.post("/chat", json={**body, "stream": False}).json()["usage"]  # the cache write
         with client.stream("POST", "/chat", json=body) as response:
             stream = read_stream(response)
             request_id = response.headers["x-request-id"]
 
     usage = stream.events[-2].json["usage"]
-    assert usage["cache_read_input_tokens"] == usage["cache_read_input_tokens"] > 1000
+    assert written["cache_creation_input_tokens"] > 1000
+    assert usage["cache_read_input_tokens"] == written["cache_creation_input_tokens"]  # the same prompt
+    assert usage["cache_creation_input_tokens"] == 0
     summary = service.log.summary(request_id)
     assert summary["cache_read_input_tokens"] == usage["cache_read_input_tokens"]
     assert summary["cache_creation_input_tokens"] == usage["cache_creation_input_tokens"]
