@@ -210,13 +210,16 @@ def test_thirty_streams_through_nginx_complete_and_start_as_early_as_without_it(
     print(f"first to last delta via nginx: {spreads[0] * 1000:.0f}-{spreads[-1] * 1000:.0f} ms")
     assert len(spreads) == 30
     assert spreads[0] > 0.95 / 2
-    # ...and as early as straight from a replica, give or take scheduling on a shared machine.
+    # ...and the first token comes about as early as straight from a replica: a buffering proxy
+    # would hold it until the answer ended, 0.95 s later. The bound is that gap, not a ratio of
+    # two small latencies, which scheduling on a busy 2-core machine can stretch several times
+    # (seen in CI: 24 ms direct, 116 ms via nginx, both far from a buffered 950 ms).
     ttft_direct = median(r.time_to_first_delta for r in direct)
     ttft_nginx = median(r.time_to_first_delta for r in proxied)
     print(
         f"median time to first token: {ttft_direct * 1000:.0f} ms direct, {ttft_nginx * 1000:.0f} ms via nginx"
     )
-    assert ttft_nginx < ttft_direct * 1.5 + 0.05
+    assert ttft_nginx - ttft_direct < 0.95 / 2
 
 
 def test_requests_spread_over_all_replicas(stack: Stack) -> None:
