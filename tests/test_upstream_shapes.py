@@ -54,6 +54,16 @@ def test_a_block_of_an_unknown_type_is_skipped(
     assert answer(client, stream) == (200, "one two three four", "end_turn")
 
 
+@MODES
+@pytest.mark.parametrize("line_ending", ["\r\n", "\r"], ids=["crlf", "cr"])
+def test_every_line_ending_of_server_sent_events_is_read(
+    client: httpx.Client, fake: FakeAnthropic, stream: bool, line_ending: str
+) -> None:
+    fake.enqueue(Reply.text(TOKENS, line_ending=line_ending))
+
+    assert answer(client, stream) == (200, "one two three four", "end_turn")
+
+
 @pytest.mark.parametrize("malformed", ["missing_text", "not_json"])
 def test_a_malformed_event_midway_ends_the_stream_with_an_error_event(
     client: httpx.Client, fake: FakeAnthropic, malformed: str

@@ -141,11 +141,12 @@ def events_of_body(body: bytes) -> list[dict[str, Any]]:
     """All the events of a whole SSE body.
 
     Anthropic sends one `data:` line per event, so the lines are parsed as one JSON array: one
-    C call instead of one per event. Anything else falls back to the incremental decoder.
+    C call instead of one per event. Anything else (lines ended by a lone `\r` find no event
+    here) falls back to the incremental decoder.
     """
     try:
         events = orjson.loads(b"[" + b",".join(_DATA_LINE.findall(body)) + b"]")
-        if all(type(event) is dict for event in events):
+        if events and all(type(event) is dict for event in events):
             return list(events)
     except orjson.JSONDecodeError:
         pass

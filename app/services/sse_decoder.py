@@ -22,21 +22,22 @@ class SseDecoder:
     `data:` lines are kept. Chunks may split events (and `\\r\\n`) anywhere.
     """
 
-    __slots__ = ("_held_cr", "_pending")
+    __slots__ = ("_pending", "_skip_lf")
 
     def __init__(self) -> None:
         self._pending = b""
-        self._held_cr = False
+        self._skip_lf = False
 
     def feed(self, chunk: bytes) -> list[dict[str, Any]]:
-        if self._held_cr:
-            chunk = b"\r" + chunk
-            self._held_cr = False
+        if not chunk:
+            return []
+        if self._skip_lf and chunk.startswith(b"\n"):
+            chunk = chunk[1:]
+        self._skip_lf = False
         if b"\r" in chunk:
-            if chunk.endswith(b"\r"):
-                # Maybe the first half of a `\r\n` that the next chunk completes.
-                chunk = chunk[:-1]
-                self._held_cr = True
+            # A line ends at `\r\n`, `\n` or a lone `\r`. A chunk's last `\r` ends its line
+            # now (a stream may end there) and the next chunk's leading `\n` is its second half.
+            self._skip_lf = chunk.endswith(b"\r")
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         *blocks, self._pending = (self._pending + chunk).split(b"\n\n")
         if len(self._pending) > MAX_PENDING_BYTES:

@@ -92,6 +92,7 @@ class Reply:
     # or "not_json" (a data line that is not JSON).
     malformed: str | None = None
     malformed_after: int = 1
+    line_ending: str = "\n"  # between the stream's lines: "\n", "\r\n" or "\r", all three valid SSE
 
     @classmethod
     def text(cls, tokens: Sequence[str] | None = None, *, interval: float = 0.0, **kw: Any) -> Reply:
@@ -163,6 +164,30 @@ def _block_stop(index: int) -> bytes:
 
 PING = _event("ping", {"type": "ping"})
 SIGNATURE = "EqQBCkgIARABGAIiQL2fake0signature0for0tests"
+
+
+class _LineEndings:
+    """A stream writer that sends the SSE lines inside each chunk with another line ending.
+
+    Every frame the fake writes is whole chunks (`_chunk`) and its JSON never holds a raw
+    newline, so each `\n` inside a chunk's data ends a line of the event stream."""
+
+    def __init__(self, writer: asyncio.StreamWriter, ending: bytes) -> None:
+        self._writer = writer
+        self._ending = ending
+
+    def write(self, frames: bytes) -> None:
+        out = []
+        while frames:
+            size_end = frames.index(b"\r\n")
+            size = int(frames[:size_end], 16)
+            data = frames[size_end + 2 : size_end + 2 + size]
+            frames = frames[size_end + 4 + size :]
+            out.append(_chunk(data.replace(b"\n", self._ending)) if size else b"0\r\n\r\n")
+        self._writer.write(b"".join(out))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._writer, name)
 
 
 class _ClientGone(Exception):
@@ -485,6 +510,8 @@ class FakeAnthropic:
             "usage": {**self.prompt_cache.input_usage(body), "output_tokens": 1},
         }
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
+        if reply.line_ending != "\n":
+            writer = _LineEndings(writer, reply.line_ending.encode())  # type: ignore[assignment]
         if reply.error_at_start:
             return await self._fault("error", reply, writer, gone, received)
         writer.write(_event("message_start", {"type": "message_start", "message": message}))
