@@ -12,6 +12,7 @@ DEFAULT_MODEL = "claude-sonnet-5-5"
 
 ThinkingDisplay = Literal["summarized", "omitted"]
 Effort = Literal["low", "medium", "high", "xhigh", "max"]
+PromptCache = Literal["5m", "1h", "off"]
 
 # Env var that chooses the default model; quoted in errors so operators know what to change.
 MODEL_SETTING = "CHAT_MODEL"
@@ -46,7 +47,7 @@ class Settings(BaseSettings):
         default=None,
         description="Default thinking display (summarized or omitted); unset: the model's own default.",
     )
-    prompt_cache: Literal["5m", "1h", "off"] = Field(
+    prompt_cache: PromptCache = Field(
         default="5m",
         description="Anthropic's prompt cache for each conversation's prefix: its lifetime, or off.",
     )

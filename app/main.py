@@ -1,4 +1,4 @@
-"""The app factory and its lifespan: one Anthropic client per process."""
+"""The app factory and its lifespan (one Anthropic client per process): wiring only."""
 
 import asyncio
 import gc
@@ -6,51 +6,29 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
 
-import anthropic
-import httpx2
 import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from pydantic import ValidationError
 
-from app.api.draining import CloseWhenDrainingMiddleware
-from app.api.errors import install_error_handlers
-from app.api.internal_errors import InternalErrorMiddleware
-from app.api.limits import BodySizeLimitMiddleware
-from app.api.open_streams import OpenStreams
-from app.api.openapi import document_configured_limits
-from app.api.request_log import RequestLogMiddleware
-from app.api.routes import chat, chat_ui, health, metrics
-from app.api.routes.demo import install_demo_page
 from app.config import Settings, get_settings
-from app.lifecycle import Draining
-from app.log import configure_logging
-from app.metrics import record_request, set_build_info
-from app.services.chat import ChatService
-from app.services.model_check import check_configured_model
+from app.http.errors import install_error_handlers
+from app.http.middleware.body_limit import BodySizeLimitMiddleware
+from app.http.middleware.drain import CloseWhenDrainingMiddleware
+from app.http.middleware.internal_errors import InternalErrorMiddleware
+from app.http.middleware.request_log import RequestLogMiddleware
+from app.http.openapi import document_configured_limits
+from app.http.routes import chat, chat_ui, health, metrics
+from app.http.routes.demo import install_demo_page
+from app.observability.log import configure_logging
+from app.observability.metrics import record_request, set_build_info
+from app.streaming.response import OpenStreams
+from app.streaming.shutdown import Draining
+from app.upstream.client import anthropic_client
+from app.upstream.model_check import check_configured_model
+from app.upstream.stream import Upstream
 
 log = structlog.get_logger(__name__)
-
-
-def _anthropic_client(settings: Settings) -> anthropic.AsyncAnthropic:
-    timeout = httpx2.Timeout(
-        settings.read_timeout, connect=settings.connect_timeout, pool=settings.connect_timeout
-    )
-    return anthropic.AsyncAnthropic(
-        api_key=settings.anthropic_api_key.get_secret_value(),
-        base_url=settings.anthropic_base_url,
-        # Retries are ours (tenacity), so that the SDK's would not multiply them.
-        max_retries=0,
-        timeout=timeout,
-        # Its tracing spans cost a twentieth of a request's CPU, for no collector here.
-        open_telemetry=False,
-        # aiohttp measured at about half the CPU per streamed token of the default transport.
-        # Its pool must be given a size: left unset it holds 100 connections, and the 101st
-        # stream waits for a free one.
-        http_client=anthropic.DefaultAioHttpClient(
-            timeout=timeout, limits=httpx2.Limits(max_connections=settings.max_upstream_connections)
-        ),
-    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -61,9 +39,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = _anthropic_client(settings)
+        client = anthropic_client(settings)
         app.state.settings = settings
-        app.state.chat_service = ChatService(client, settings)
+        app.state.upstream = Upstream(client, settings)
         draining.watch_signals()
         app.state.draining = draining
         app.state.open_streams = OpenStreams(settings.ping_interval, draining)

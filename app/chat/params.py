@@ -1,0 +1,99 @@
+"""A request's options with this server's defaults filled in and its limits checked."""
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from app.config import Effort, PromptCache, Settings, ThinkingDisplay
+
+
+@dataclass(frozen=True, slots=True)
+class ModelChoice:
+    """The model asked for, and whether the server's setting chose it (not the request)."""
+
+    name: str
+    configured: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ChatParams:
+    """Everything one answer is asked for: the conversation and how to answer it."""
+
+    model: ModelChoice
+    messages: list[dict[str, str]]
+    max_tokens: int
+    system: str | None
+    thinking: ThinkingDisplay | None = None
+    effort: Effort | None = None
+    prompt_cache: PromptCache = "off"
+
+    @property
+    def summarized(self) -> bool:
+        return self.thinking == "summarized"
+
+
+@dataclass(frozen=True, slots=True)
+class OptionProblem:
+    """An option that this deployment's limits refuse; the HTTP side reports it as a 422."""
+
+    option: str
+    type: str
+    message: str
+    input: Any
+    ctx: dict[str, Any] | None = None
+
+
+class InvalidOptions(Exception):
+    def __init__(self, problems: list[OptionProblem]) -> None:
+        super().__init__("; ".join(problem.message for problem in problems))
+        self.problems = problems
+
+
+class Options(Protocol):
+    """A request's choices (None: the server's), as every chat route takes them."""
+
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def max_tokens(self) -> int | None: ...
+    @property
+    def system(self) -> str | None: ...
+    @property
+    def thinking(self) -> ThinkingDisplay | None: ...
+    @property
+    def effort(self) -> Effort | None: ...
+
+
+def chat_params(settings: Settings, messages: list[dict[str, str]], options: Options) -> ChatParams:
+    """The request's choices, else the server's; `system=""` means no system prompt at all."""
+    model, max_tokens = options.model, options.max_tokens
+    problems: list[OptionProblem] = []
+    if model is not None and settings.allowed_models and model not in settings.allowed_models:
+        problems.append(
+            OptionProblem(
+                "model",
+                "value_error",
+                f"Value error, model must be one of: {', '.join(settings.allowed_models)}",
+                model,
+            )
+        )
+    if max_tokens is not None and max_tokens > settings.max_tokens_ceiling:
+        problems.append(
+            OptionProblem(
+                "max_tokens",
+                "less_than_equal",
+                f"Input should be less than or equal to {settings.max_tokens_ceiling}",
+                max_tokens,
+                {"le": settings.max_tokens_ceiling},
+            )
+        )
+    if problems:
+        raise InvalidOptions(problems)
+    return ChatParams(
+        model=ModelChoice(model or settings.model, configured=model is None),
+        messages=messages,
+        max_tokens=max_tokens or settings.max_tokens_default,
+        system=options.system if options.system is not None else settings.system_prompt,
+        thinking=options.thinking or settings.thinking,
+        effort=options.effort or settings.effort,
+        prompt_cache=settings.prompt_cache,
+    )

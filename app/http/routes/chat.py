@@ -1,0 +1,66 @@
+"""POST /chat: validate, ask Anthropic, answer with JSON or an event stream."""
+
+import orjson
+from fastapi import APIRouter, Depends, Request, Response
+
+from app.chat.params import chat_params
+from app.http.deps import OpenStreamsDep, SettingsDep, UpstreamDep, require_json
+from app.http.errors import ERROR_RESPONSES
+from app.http.middleware.request_log import add_to_request_summary
+from app.http.schemas.chat import ChatRequest, ChatResponse
+from app.observability.summary import ChatSummary
+from app.streaming.client_gone import cancelled_if_client_leaves
+from app.streaming.formats.chat_events import ChatEventsEncoder
+from app.streaming.relay import stream_response
+
+router = APIRouter()
+
+_STREAM_DESCRIPTION = """\
+With `"stream": true`: Server-Sent Events. Each event has an `event:` name and a JSON `data:`
+whose `type` repeats it: `start` (`id`, `model`) as soon as Anthropic has accepted the request,
+then `thinking` (`text`) while the model thinks (its summary with `"thinking": "summarized"`,
+else one event with an empty `text`), then `delta` (`text`) for each piece of the answer, then
+`end` (`stop_reason`, `usage`), then `data: [DONE]`. If Anthropic fails after thinking or answer
+text was sent, the stream ends with an `error` event (`error.type`, `error.message`) and no
+`[DONE]`. Comment lines (`: ping`) keep idle connections open, from `start` on.
+"""
+
+
+@router.post(
+    "/chat",
+    response_model=ChatResponse,
+    summary="Relay a conversation to Claude",
+    dependencies=[Depends(require_json)],
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": _STREAM_DESCRIPTION},
+        **ERROR_RESPONSES,
+    },
+)
+async def chat(
+    request: ChatRequest,
+    connection: Request,
+    upstream: UpstreamDep,
+    settings: SettingsDep,
+    streams: OpenStreamsDep,
+) -> Response:
+    """Send the whole conversation; get the next assistant message, as one JSON body or streamed."""
+    messages = [{"role": message.role, "content": message.content} for message in request.messages]
+    params = chat_params(settings, messages, request)
+    summary = ChatSummary(model=params.model.name, stream=request.stream)
+    add_to_request_summary(summary)
+    if request.stream:
+        answer = upstream.answer(params, summary)
+        return await stream_response(connection, answer, summary, streams, ChatEventsEncoder())
+    async with cancelled_if_client_leaves(connection.receive, summary):
+        completion = await upstream.complete(params, summary)
+    summary.ended(None)
+    body = {
+        "id": completion.id,
+        "model": completion.model,
+        "role": "assistant",
+        "content": completion.text,
+        "thinking": completion.thinking,
+        "stop_reason": completion.stop_reason,
+        "usage": completion.usage.as_dict(),
+    }
+    return Response(orjson.dumps(body), media_type="application/json")

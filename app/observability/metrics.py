@@ -1,0 +1,108 @@
+"""Prometheus metrics: defined here, recorded once per request from its summary fields.
+
+Under gunicorn the figures must cover the whole container, whichever worker answers a scrape:
+prometheus-client's multiprocess mode, chosen by the library itself at import when
+PROMETHEUS_MULTIPROC_DIR is set (gunicorn.conf.py empties that directory at start and marks
+dead workers). Under plain uvicorn it is unset and the process's own registry is exposed.
+
+Nothing here runs per token: a request costs a handful of counter and histogram updates when
+it is over, and a stream one gauge update when it opens and one when it closes.
+"""
+
+from collections.abc import Mapping
+from dataclasses import fields
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+from app.chat.answer import Usage
+
+# A chat's times: a quick answer's first token in 50 ms, a long non-streaming answer a minute.
+BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
+
+# The routes whose requests are chats; everything else (health, docs, metrics) is not counted.
+CHAT_PATHS = frozenset({"/chat", "/chat/ui"})
+
+REQUESTS = Counter(
+    "chat_requests",
+    "Chat requests by mode, HTTP status and outcome, as in the request's summary log line.",
+    ["mode", "status", "outcome"],
+)
+DURATION = Histogram(
+    "chat_request_duration_seconds",
+    "Time from the request's arrival to the end of its response (a stream's last byte).",
+    ["mode"],
+    buckets=BUCKETS,
+)
+TIME_TO_FIRST_TOKEN = Histogram(
+    "chat_time_to_first_token_seconds",
+    "Streams: time from the request's arrival to the first text from the model.",
+    buckets=BUCKETS,
+)
+TIME_TO_START = Histogram(
+    "chat_time_to_start_seconds",
+    "Streams: time from the request's arrival to the stream's start (Anthropic's message_start).",
+    buckets=BUCKETS,
+)
+TOKENS = Counter("chat_tokens", "Tokens as Anthropic's usage reports them, by kind.", ["kind"])
+RETRIES = Counter("chat_upstream_retries", "Calls to Anthropic retried (each retry counts once).")
+UPSTREAM_ERRORS = Counter(
+    "chat_upstream_errors", "Requests that failed because of Anthropic, by error type.", ["type"]
+)
+OPEN_STREAMS = Gauge(
+    "chat_open_streams",
+    "Event streams open now, summed over the container's live workers.",
+    multiprocess_mode="livesum",
+)
+BUILD_INFO = Gauge(
+    "chat_build_info",
+    "Always 1: the service's version and its configured default model.",
+    ["version", "model"],
+    multiprocess_mode="max",
+)
+
+# Each usage field's `kind` label, from the one definition of the fields.
+_TOKEN_KINDS = tuple((usage_field.name, usage_field.metadata["kind"]) for usage_field in fields(Usage))
+
+
+def record_request(path: str, status: int, duration: float, summary: Mapping[str, Any]) -> None:
+    """One finished request, from the fields of its summary log line."""
+    if path not in CHAT_PATHS:
+        return
+    mode = "ui" if path == "/chat/ui" else "stream" if summary.get("stream") else "json"
+    # A request refused before it reached the chat service (422, 413, 415) has no outcome.
+    REQUESTS.labels(mode, str(status), summary.get("outcome") or "none").inc()
+    DURATION.labels(mode).observe(duration)
+    if (ttft_ms := summary.get("ttft_ms")) is not None and mode != "json":
+        TIME_TO_FIRST_TOKEN.observe(ttft_ms / 1000)
+    if (start_ms := summary.get("start_ms")) is not None:
+        TIME_TO_START.observe(start_ms / 1000)
+    for name, kind in _TOKEN_KINDS:
+        if tokens := summary.get(name):
+            TOKENS.labels(kind).inc(tokens)
+    if retries := summary.get("retries"):
+        RETRIES.inc(retries)
+    if error_type := summary.get("error_type"):
+        UPSTREAM_ERRORS.labels(error_type).inc()
+
+
+def set_build_info(version: str, model: str) -> None:
+    BUILD_INFO.labels(version, model).set(1)
+
+
+def exposition(multiprocess_dir: str | None) -> tuple[bytes, str]:
+    """The scrape's body and content type: the whole container's figures in multiprocess mode."""
+    if multiprocess_dir is None:
+        return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)  # type: ignore[no-untyped-call]
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,84 @@
+"""What one chat request did, for its summary log line and the metrics."""
+
+import asyncio
+from dataclasses import dataclass, field
+from time import perf_counter
+from typing import Any, Literal
+
+from app.chat.answer import USAGE_FIELDS, Pieces, Text, Usage
+from app.chat.errors import ClientDisconnected, UpstreamError
+
+Outcome = Literal["ok", "upstream_error", "client_disconnected", "shutdown", "internal_error"]
+INTERNAL_ERROR: Outcome = "internal_error"
+
+
+def ms_since(start: float) -> float:
+    return round((perf_counter() - start) * 1000, 1)
+
+
+@dataclass(slots=True)
+class ChatSummary:
+    """What one chat call did. Its fields are written where they happen; its outcome only by
+    `ended`, which reads it from how the answer ended."""
+
+    model: str
+    stream: bool
+    started: float = field(default_factory=perf_counter)
+    attempts: int = 0
+    retries: int = 0
+    start_ms: float | None = None  # until Anthropic accepted the request (the stream's `start`)
+    ttft_ms: float | None = None  # until the first text reached the stream
+    usage: Usage | None = None
+    stop_reason: str | None = None
+    upstream_request_id: str | None = None
+    ended_by_shutdown: bool = False  # set by the shutdown's grace period, before it ends the stream
+    outcome: Outcome | None = None
+    error_type: str | None = None
+
+    def count_retry(self) -> None:
+        self.retries += 1
+
+    def mark_ended_by_shutdown(self) -> None:
+        self.ended_by_shutdown = True
+
+    def note_start(self) -> None:
+        self.start_ms = ms_since(self.started)
+
+    def note_first_text(self, pieces: Pieces) -> None:
+        """Called for each batch until the first text; nothing to do after it."""
+        if any(type(piece) is Text for piece in pieces):
+            self.ttft_ms = ms_since(self.started)
+
+    def ended(self, how: BaseException | None) -> Outcome:
+        """The one place where the request's outcome is decided, from what ended its answer
+        (None: the answer was delivered). The first ending counts: a stream that failed, then
+        lost its client while saying so, failed."""
+        if self.outcome is not None:
+            return self.outcome
+        if how is None:
+            self.outcome = "ok"
+        elif isinstance(how, UpstreamError):
+            self.outcome = "upstream_error"
+            self.error_type = how.kind.value
+            self.upstream_request_id = how.request_id or self.upstream_request_id
+        elif isinstance(how, ClientDisconnected | asyncio.CancelledError | GeneratorExit):
+            self.outcome = "shutdown" if self.ended_by_shutdown else "client_disconnected"
+        else:
+            self.outcome = INTERNAL_ERROR
+            self.error_type = INTERNAL_ERROR
+        return self.outcome
+
+    def log_fields(self) -> dict[str, Any]:
+        usage = self.usage.as_dict() if self.usage else dict.fromkeys(USAGE_FIELDS)
+        return {
+            "model": self.model,
+            "stream": self.stream,
+            "retries": self.retries,
+            "start_ms": self.start_ms,
+            "ttft_ms": self.ttft_ms,
+            **usage,
+            "stop_reason": self.stop_reason,
+            "upstream_request_id": self.upstream_request_id,
+            "outcome": self.outcome,
+            "error_type": self.error_type,
+        }

@@ -1,0 +1,146 @@
+"""How the SDK's and the transport's failures, and Anthropic's error bodies, become `UpstreamError`."""
+
+import email.utils
+import time
+
+import anthropic
+import httpx2
+
+from app.chat.errors import ErrorKind, UpstreamError
+from app.chat.params import ModelChoice
+from app.config import MODEL_SETTING
+
+# Error types Anthropic sends in bodies and in-band `error` events.
+_KIND_BY_ERROR_TYPE = {
+    "invalid_request_error": ErrorKind.BAD_REQUEST,
+    "authentication_error": ErrorKind.AUTHENTICATION,
+    "permission_error": ErrorKind.PERMISSION,
+    "not_found_error": ErrorKind.MODEL_NOT_FOUND,
+    "request_too_large": ErrorKind.REQUEST_TOO_LARGE,
+    "rate_limit_error": ErrorKind.RATE_LIMITED,
+    "overloaded_error": ErrorKind.OVERLOADED,
+    "api_error": ErrorKind.UPSTREAM,
+    "timeout_error": ErrorKind.TIMEOUT,
+}
+_RETRYABLE_KINDS = {ErrorKind.RATE_LIMITED, ErrorKind.OVERLOADED, ErrorKind.UPSTREAM}
+_RETRYABLE_STATUSES = {408, 409, 429}
+
+
+def _kind_for_status(status: int) -> ErrorKind:
+    match status:
+        case 400:
+            return ErrorKind.BAD_REQUEST
+        case 401:
+            return ErrorKind.AUTHENTICATION
+        case 403:
+            return ErrorKind.PERMISSION
+        case 404:
+            return ErrorKind.MODEL_NOT_FOUND
+        case 413:
+            return ErrorKind.REQUEST_TOO_LARGE
+        case 429:
+            return ErrorKind.RATE_LIMITED
+        case 529:
+            return ErrorKind.OVERLOADED
+        case 408 | 504:
+            return ErrorKind.TIMEOUT
+        case _:
+            return ErrorKind.UPSTREAM
+
+
+def retry_after_seconds(headers: httpx2.Headers) -> float | None:
+    """Anthropic's `retry-after-ms`, else `retry-after` (seconds or an HTTP date)."""
+    if (millis := headers.get("retry-after-ms")) is not None:
+        try:
+            return max(float(millis) / 1000, 0.0)
+        except ValueError:
+            pass
+    if (value := headers.get("retry-after")) is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        parsed = email.utils.parsedate_tz(value)
+        if parsed is None:
+            return None
+        return max(email.utils.mktime_tz(parsed) - time.time(), 0.0)
+
+
+def _describe(kind: ErrorKind, upstream_message: str, model: ModelChoice) -> str:
+    if kind is ErrorKind.CONFIGURED_MODEL_NOT_FOUND:
+        return (
+            f"The configured model {model.name!r} is unknown to Anthropic or retired "
+            f"(upstream said: {upstream_message}). Set {MODEL_SETTING} to a current model, "
+            f"e.g. {MODEL_SETTING}=claude-sonnet-5-5."
+        )
+    if kind is ErrorKind.MODEL_NOT_FOUND:
+        return (
+            f"The model {model.name!r} is unknown to Anthropic or retired "
+            f"(upstream said: {upstream_message}). Choose another in the request's `model` "
+            f"field, or leave it out to use the server's {MODEL_SETTING}."
+        )
+    if kind is ErrorKind.AUTHENTICATION:
+        return "Anthropic rejected the service's API key (check ANTHROPIC_API_KEY)."
+    return upstream_message
+
+
+def from_error_body(
+    body: object, *, model: ModelChoice, status: int | None = None, request_id: str | None = None
+) -> UpstreamError:
+    """An error from Anthropic's JSON error shape, as an HTTP body or an in-band `error` event."""
+    error = body.get("error") if isinstance(body, dict) else None
+    error_type = error.get("type") if isinstance(error, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    if not isinstance(message, str) or not message:
+        message = (
+            f"Anthropic answered with an error (HTTP {status})." if status else "Anthropic sent an error."
+        )
+    if isinstance(error_type, str) and error_type in _KIND_BY_ERROR_TYPE:
+        kind = _KIND_BY_ERROR_TYPE[error_type]
+    else:
+        kind = _kind_for_status(status) if status else ErrorKind.UPSTREAM
+    if kind is ErrorKind.MODEL_NOT_FOUND and model.configured:
+        kind = ErrorKind.CONFIGURED_MODEL_NOT_FOUND
+    retryable = kind in _RETRYABLE_KINDS or (
+        status is not None and (status in _RETRYABLE_STATUSES or status >= 500)
+    )
+    return UpstreamError(kind, _describe(kind, message, model), retryable=retryable, request_id=request_id)
+
+
+def from_sdk_error(exc: anthropic.APIError, *, model: ModelChoice) -> UpstreamError:
+    if isinstance(exc, anthropic.APITimeoutError):
+        return UpstreamError(ErrorKind.TIMEOUT, "Anthropic did not answer in time.", retryable=True)
+    if isinstance(exc, anthropic.APIConnectionError):
+        return UpstreamError(ErrorKind.CONNECTION, "Could not connect to Anthropic.", retryable=True)
+    if isinstance(exc, anthropic.APIStatusError):
+        status = exc.status_code
+        error = from_error_body(exc.body, model=model, status=status, request_id=exc.request_id)
+        if status >= 500 and error.kind is ErrorKind.BAD_REQUEST:
+            error.kind = ErrorKind.UPSTREAM
+        headers = exc.response.headers
+        error.retry_after = retry_after_seconds(headers)
+        should_retry = headers.get("x-should-retry")
+        if should_retry in ("true", "false"):
+            error.retryable = should_retry == "true"
+        return error
+    return UpstreamError(ErrorKind.UPSTREAM, "Anthropic's answer could not be read.")
+
+
+def from_transport_error(exc: httpx2.TransportError) -> UpstreamError:
+    """A failure while reading a stream body, which the SDK leaves to the caller."""
+    if isinstance(exc, httpx2.TimeoutException):
+        return UpstreamError(
+            ErrorKind.TIMEOUT, "Anthropic stopped sending for longer than the read time-out.", retryable=True
+        )
+    return UpstreamError(ErrorKind.CONNECTION, "The connection to Anthropic broke off.", retryable=True)
+
+
+def malformed(what: str) -> UpstreamError:
+    """Anthropic sent something this service cannot read: worth another attempt."""
+    return UpstreamError(ErrorKind.UPSTREAM, f"Anthropic sent {what}.", retryable=True)
+
+
+def ended_early() -> UpstreamError:
+    return UpstreamError(
+        ErrorKind.UPSTREAM, "Anthropic's stream ended before the answer did.", retryable=True
+    )

@@ -1,0 +1,106 @@
+"""What Anthropic's stream events mean: the one reading of them that both modes share.
+
+Anything unexpected either carries nothing a user needs and is skipped (pings, signatures,
+blocks and events of types added later), or is malformed and fails the answer with an
+`UpstreamError`: a stream is never cut silently, nor shown with a piece missing.
+"""
+
+from typing import Any
+
+from app.chat.answer import THINKING_NOT_SHOWN, USAGE_FIELDS, Pieces, Text, Thinking, Usage
+from app.chat.errors import UpstreamError
+from app.chat.params import ChatParams
+from app.upstream.errors import from_error_body, malformed
+
+
+class EventReader:
+    """One attempt's events as they arrive: pieces out; what the start and the end carry kept."""
+
+    __slots__ = ("_model_choice", "_summarized", "finished", "id", "model", "started", "stop_reason", "usage")
+
+    def __init__(self, params: ChatParams) -> None:
+        self._model_choice = params.model
+        # Thinking text will follow, so the start of a thinking block needs no signal of its own.
+        self._summarized = params.summarized
+        self.id = ""
+        self.model = params.model.name
+        self.usage = Usage()
+        self.stop_reason: str | None = None
+        self.started = False
+        self.finished = False
+
+    def read(self, events: list[dict[str, Any]]) -> tuple[Pieces, UpstreamError | None]:
+        """The pieces of these events, and the failure among them if there is one: the pieces
+        before a failure are still the answer's, to relay before the failure is raised."""
+        pieces: Pieces = []
+        try:
+            for event in events:
+                kind = event.get("type")
+                if kind == "content_block_delta":
+                    self._delta(event.get("delta"), pieces)
+                elif kind == "content_block_start":
+                    self._block_started(event.get("content_block"), pieces)
+                elif kind == "message_start":
+                    self._message_started(event.get("message"))
+                elif kind == "message_delta":
+                    self._message_delta(event)
+                elif kind == "message_stop":
+                    self.finished = True
+                elif kind == "error":
+                    raise from_error_body(event, model=self._model_choice)
+                # ping, content_block_stop and event types added later carry nothing to show.
+        except UpstreamError as error:
+            return pieces, error
+        return pieces, None
+
+    def _delta(self, delta: object, pieces: Pieces) -> None:
+        if not isinstance(delta, dict):
+            raise malformed("a content delta without its delta")
+        delta_type = delta.get("type")
+        if delta_type == "text_delta":
+            text = delta.get("text")
+            if type(text) is not str:
+                raise malformed("a text delta without its text")
+            pieces.append(Text(text))
+        elif delta_type == "thinking_delta":
+            thinking = delta.get("thinking")
+            if type(thinking) is not str:
+                raise malformed("a thinking delta without its text")
+            if thinking:
+                pieces.append(Thinking(thinking))
+        # signature_delta and the delta types of other blocks carry nothing to show.
+
+    def _block_started(self, block: object, pieces: Pieces) -> None:
+        if not isinstance(block, dict):
+            raise malformed("a content block without its content")
+        block_type = block.get("type")
+        if block_type == "text":
+            if text := block.get("text"):  # empty in practice: the text follows as deltas
+                pieces.append(Text(str(text)))
+        elif block_type == "redacted_thinking" or (block_type == "thinking" and not self._summarized):
+            pieces.append(THINKING_NOT_SHOWN)
+        # Blocks of other types (tools are out of scope; types added later) are not shown.
+
+    def _message_started(self, message: object) -> None:
+        if not isinstance(message, dict):
+            raise malformed("a message start without its message")
+        self.started = True
+        self.id = str(message.get("id", ""))
+        self.model = str(message.get("model") or self.model)
+        usage = message.get("usage")
+        if isinstance(usage, dict):
+            self._count_usage(usage)
+
+    def _message_delta(self, event: dict[str, Any]) -> None:
+        delta = event.get("delta")
+        if isinstance(delta, dict):
+            self.stop_reason = delta.get("stop_reason", self.stop_reason)
+        usage = event.get("usage")
+        if isinstance(usage, dict):
+            self._count_usage(usage)
+
+    def _count_usage(self, usage: dict[str, Any]) -> None:
+        """Counts as Anthropic sends them: in `message_start`, then cumulative in `message_delta`."""
+        for name in USAGE_FIELDS:
+            if type(value := usage.get(name)) is int:
+                setattr(self.usage, name, value)

@@ -1,0 +1,34 @@
+"""What the service asks Anthropic for: an answer's parameters as the Messages API's request body."""
+
+from typing import Any
+
+from app.chat.params import ChatParams
+from app.config import PromptCache
+
+# At the top level, Anthropic puts the breakpoint on the last block it can cache: the whole
+# prompt is written, and the next turn, which starts with the same bytes, reads it.
+CACHE_CONTROL: dict[PromptCache, dict[str, str] | None] = {
+    "5m": {"type": "ephemeral"},
+    "1h": {"type": "ephemeral", "ttl": "1h"},
+    "off": None,
+}
+
+
+def request_body(params: ChatParams) -> dict[str, Any]:
+    """Always a stream, in both modes: the read time-out is then the longest silence, so a long
+    think (only pings) is never cut, and both modes read the same events."""
+    body: dict[str, Any] = {
+        "model": params.model.name,
+        "max_tokens": params.max_tokens,
+        "messages": params.messages,
+        "stream": True,
+    }
+    if params.system:
+        body["system"] = params.system
+    if params.thinking is not None:
+        body["thinking"] = {"type": "adaptive", "display": params.thinking}
+    if params.effort is not None:
+        body["output_config"] = {"effort": params.effort}
+    if (cache_control := CACHE_CONTROL[params.prompt_cache]) is not None:
+        body["cache_control"] = cache_control
+    return body

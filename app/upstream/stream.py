@@ -1,0 +1,130 @@
+"""One answer from Anthropic, start to end, through one retry loop: the path both modes take.
+
+Both modes read Anthropic's event stream through the SDK's raw response: the SDK still
+authenticates, builds headers and types its errors, but events are decoded with orjson instead of
+a pydantic object per event, which was most of a relay's CPU. JSON mode reads the same stream to
+its end, so the read time-out is the longest silence in both modes: a long think, during which
+Anthropic sends only pings, is never cut.
+"""
+
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from typing import Any
+
+import anthropic
+import httpx2
+
+from app.chat.answer import AnswerEvent, Completion, End, Pieces, Start
+from app.chat.errors import ErrorKind, UpstreamError
+from app.chat.params import ChatParams
+from app.config import Settings
+from app.observability.summary import ChatSummary
+from app.upstream.errors import ended_early, from_sdk_error, from_transport_error
+from app.upstream.events import EventReader
+from app.upstream.request import request_body
+from app.upstream.retry import retrying
+from app.upstream.sse import SseDecoder
+
+
+class Upstream:
+    """Anthropic's Messages API as the service asks it: one per process, around the one client."""
+
+    def __init__(self, client: anthropic.AsyncAnthropic, settings: Settings) -> None:
+        self.client = client
+        self._settings = settings
+
+    async def answer(
+        self, params: ChatParams, summary: ChatSummary, *, restartable: bool = False
+    ) -> AsyncGenerator[AnswerEvent, None]:
+        """`Start` once Anthropic has accepted the request (its `message_start`), then a batch of
+        pieces per upstream read, then `End`; a failure is raised as `UpstreamError`.
+
+        One retry loop for the whole answer: a failure before `Start` is retried like one after
+        it, with the same attempts and the backoff going on where it was, for as long as the
+        reader has been shown no text. `restartable` (JSON mode, where nothing is shown until the
+        end) retries at any point, and a new attempt begins with a new `Start`.
+        """
+        body = request_body(params)
+        started = shown = False
+
+        def may_retry() -> bool:
+            return restartable or not shown
+
+        # tenacity's AttemptManager records whatever leaves the block, a reader's cancellation
+        # or close included, and raises it again from the loop when it is not an UpstreamError
+        # to retry: the upstream response is closed on the way out either way.
+        async for attempt in retrying(self._settings, on_retry=summary.count_retry, may_retry=may_retry):
+            with attempt:
+                summary.attempts += 1
+                async with aclosing(self._attempt(body, params, summary)) as events:
+                    async for event in events:
+                        if type(event) is list:
+                            if not shown:
+                                shown = any(piece.text for piece in event)
+                        elif type(event) is Start:
+                            if started and not restartable:
+                                continue  # the reader has its start; this attempt goes on from it
+                            started = True
+                        yield event
+
+    async def complete(self, params: ChatParams, summary: ChatSummary) -> Completion:
+        """The whole answer: the same stream, read to its end and assembled."""
+        start: Start | None = None
+        pieces: Pieces = []
+        async with aclosing(self.answer(params, summary, restartable=True)) as events:
+            async for event in events:
+                if type(event) is list:
+                    pieces += event
+                elif type(event) is Start:
+                    start, pieces = event, []  # a new attempt: the last one's pieces are void
+                elif type(event) is End:
+                    assert start is not None
+                    return Completion.of(start, pieces, event, summarized=params.summarized)
+        raise AssertionError("an answer ends with End or raises")  # pragma: no cover
+
+    async def _attempt(
+        self, body: dict[str, Any], params: ChatParams, summary: ChatSummary
+    ) -> AsyncGenerator[AnswerEvent, None]:
+        """One call to Anthropic, read to the end of its body: past `message_stop`, so that the
+        connection goes back to the pool instead of being closed with unread bytes."""
+        announced = False
+        held: Pieces = []  # anything before `message_start`, which Anthropic sends first
+        try:
+            async with self.client.messages.with_streaming_response.create(**body) as response:
+                summary.upstream_request_id = response.request_id
+                _check_is_event_stream(response)
+                decoder = SseDecoder()
+                reader = EventReader(params)
+                async for chunk in response.http_response.aiter_bytes():
+                    pieces, error = reader.read(decoder.feed(chunk))
+                    if not reader.started:
+                        held += pieces
+                    elif not announced:
+                        announced = True
+                        yield Start(reader.id, reader.model)
+                        if pieces := held + pieces:
+                            yield pieces
+                    elif pieces:
+                        yield pieces
+                    if error is not None:
+                        raise error
+        except anthropic.APIError as exc:
+            raise from_sdk_error(exc, model=params.model) from exc
+        except httpx2.TransportError as exc:
+            raise from_transport_error(exc) from exc
+        if not reader.finished:
+            raise ended_early()
+        summary.usage = reader.usage
+        summary.stop_reason = reader.stop_reason
+        yield End(reader.stop_reason, reader.usage)
+
+
+def _check_is_event_stream(response: anthropic.AsyncAPIResponse[Any]) -> None:
+    content_type = response.http_response.headers.get("content-type", "")
+    if not content_type.startswith("text/event-stream"):
+        raise UpstreamError(
+            ErrorKind.UPSTREAM,
+            f"Anthropic answered with {content_type or 'a body of no declared type'} instead of an event stream.",
+            retryable=True,
+            request_id=response.request_id,
+        )
