@@ -5,7 +5,7 @@ from pathlib import Path
 
 from gunicorn.glogging import Logger
 
-from app.log import configure_logging
+from app.observability.log import configure_logging
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", str(os.cpu_count() or 1)))
