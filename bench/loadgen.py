@@ -149,22 +149,26 @@ class _Dechunker:
 
 
 class _SseParser:
-    """Events out of a byte stream: (event name or None, data) for each event with data."""
+    """Events out of a byte stream: (event name or None, data) for each event with data.
 
-    __slots__ = ("_held_cr", "_pending")
+    A line ends at `\\r\\n`, `\\n` or a lone `\\r`, as in the service's decoder: a read's last
+    `\\r` ends its line at once (the stream may end there, or pause until the next token), and
+    if the next read starts with `\\n`, that is the second half of a CRLF and is skipped."""
+
+    __slots__ = ("_pending", "_skip_lf")
 
     def __init__(self) -> None:
         self._pending = b""
-        self._held_cr = False
+        self._skip_lf = False
 
     def feed(self, data: bytes) -> list[tuple[bytes | None, bytes]]:
-        if self._held_cr:
-            data = b"\r" + data
-            self._held_cr = False
+        if not data:
+            return []  # a read with only chunk framing: a CR before it still pairs with a LF after
+        if self._skip_lf and data.startswith(b"\n"):
+            data = data[1:]
+        self._skip_lf = False
         if b"\r" in data:
-            if data.endswith(b"\r"):  # maybe half of a CRLF that the next read completes
-                data = data[:-1]
-                self._held_cr = True
+            self._skip_lf = data.endswith(b"\r")
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         *blocks, self._pending = (self._pending + data).split(b"\n\n")
         events = []
@@ -180,13 +184,6 @@ class _SseParser:
             if lines:
                 events.append((name, b"\n".join(lines)))
         return events
-
-    def finish(self) -> list[tuple[bytes | None, bytes]]:
-        """At the end of the body: a CR held back is a line ending after all."""
-        if not self._held_cr:
-            return []
-        self._held_cr = False
-        return self.feed(b"\n")
 
     @property
     def leftover(self) -> bytes:
@@ -380,8 +377,6 @@ async def request(
                     if length is None and dechunker is None:
                         break  # a read-to-close body
                     raise ProtocolError("connection closed inside the body")
-            for name, data in sse.finish():
-                take(name, data, now)
             if sse.leftover:
                 raise ProtocolError(f"body ended inside an event: {sse.leftover[:80]!r}")
             if not result.done:
@@ -401,9 +396,20 @@ async def request(
 
 def selfcheck() -> None:
     """The parsers against a response split at every byte: chunked encoding, CRLF, CR and LF
-    line endings, comments, an event split across chunks. Raises AssertionError if one is wrong."""
+    line endings, comments, an event split across chunks. Every event must be taken at the read
+    that completes it, with nothing held back for a read that may never come: the stream's last
+    event (`[DONE]`, whose lines may end with a lone CR) at the read that ends the body, before
+    the chunked terminator, and in a body read to its end one byte at a time. Raises
+    AssertionError if one is wrong."""
     texts = ['He said "hi"', "back\\slash", "\n", " café 日本語 🙂 e\u0301", "  "]
     thinking = ["", 'Let me "think"\n']
+
+    def check(result: Result, *where: object) -> None:
+        assert result.texts == texts, (*where, result)
+        assert result.thinking == thinking, (*where, result)
+        assert result.done, where
+        assert result.output_tokens == 5, where
+
     for sep in (b"\n", b"\r\n", b"\r"):
         events = [b": ping", b"event: start" + sep + b'data: {"type":"start","id":"m","model":"x"}']
         events += [
@@ -425,6 +431,7 @@ def selfcheck() -> None:
         wire = b"".join(
             b"%x\r\n%s\r\n" % (len(part), part) for part in (stream[:7], stream[7:40], stream[40:])
         )
+        body_end = len(wire) - len(b"\r\n")  # a read up to here holds the whole stream
         wire += b"0\r\n\r\n"
         for cut in range(len(wire)):
             result = Result()
@@ -432,14 +439,20 @@ def selfcheck() -> None:
             for piece in (wire[:cut], wire[cut:]):
                 for name, data in sse.feed(dechunker.feed(piece)):
                     relay.take(name, data, 0.0)
-            for name, data in sse.finish():
-                relay.take(name, data, 0.0)
+                if piece and cut >= body_end:  # the first read held the whole stream
+                    assert result.done, (sep, cut, "[DONE] waited for the next read")
             assert dechunker.finished, (sep, cut)
             assert not sse.leftover, (sep, cut)
-            assert result.texts == texts, (sep, cut, result)
-            assert result.thinking == thinking, (sep, cut, result)
-            assert result.done, (sep, cut)
-            assert result.output_tokens == 5, (sep, cut)
+            check(result, sep, cut)
+        # A body with no chunked framing (Content-Length, or read to close), one byte a read:
+        # every CR ends a read, and the last one ends the stream.
+        result = Result()
+        sse, relay = _SseParser(), _RelayEvents(result)
+        for i in range(len(stream)):
+            for name, data in sse.feed(stream[i : i + 1]):
+                relay.take(name, data, 0.0)
+        assert not sse.leftover, sep
+        check(result, sep, "byte by byte")
 
 
 async def run_load(

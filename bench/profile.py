@@ -3,6 +3,7 @@
     uv run --group bench --with py-spy python -m bench.profile                 # scenario A, 20 s
     uv run --group bench --with py-spy python -m bench.profile --scenario B200 --seconds 30
     uv run --group bench --with py-spy python -m bench.profile --scenario C      # non-streaming
+    uv run --group bench --with py-spy python -m bench.profile --scenario C200   # non-streaming, 200 tokens
 
 Same layout as `bench.run` (the service alone on core 0, load generator and fake on core 1).
 py-spy samples the service's process (`record --pid`, raw collapsed stacks) while the scenario
@@ -34,11 +35,10 @@ from bench.run import (
     Relays,
     check,
     cpu_seconds,
-    free_port,
     raise_fd_limit,
     set_reply,
 )
-from tests.fakes.anthropic_api import FakeAnthropic
+from fake_anthropic import FakeAnthropic, free_port
 
 IDLE_WORKER = re.compile(r"^_worker \(.*concurrent/futures/thread\.py(:\d+)?\)$")
 FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")

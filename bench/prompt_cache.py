@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,19 +25,13 @@ import httpx
 
 from bench.report import KEPT_BEGIN as BEGIN
 from bench.report import KEPT_END as END
-from tests.fakes.anthropic_api import FakeAnthropic, Reply, default_tokens
+from fake_anthropic import FakeAnthropic, Reply, default_tokens, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 TURNS = 20
 SYSTEM_PROMPT = " ".join(f"rule{i}" for i in range(1100))
 WRITE_PRICE = {"5m": 1.25, "1h": 2.0, "off": 1.25}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _billed(usage: dict[str, int], setting: str) -> float:
@@ -51,7 +44,7 @@ def _billed(usage: dict[str, int], setting: str) -> float:
 
 def chat(fake: FakeAnthropic, setting: str) -> tuple[float, int]:
     """Billed input tokens over the chat, and the prompt tokens it sent in all."""
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CHAT_"))}
     env |= {
         "ANTHROPIC_API_KEY": "bench-key-0123456789abcdef",

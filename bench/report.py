@@ -160,6 +160,21 @@ def write_report(run: dict[str, Any], out: Path) -> None:
             row(f"{name}: inter-token gap p99, ms", name, "gap_p99_ms"),
         ]
 
+    def c_rows(name: str) -> list[str]:
+        tokens = scenarios.get(name, {}).get("tokens", "?")
+        return [
+            row(
+                f"{name}: requests/s, non-streaming, {tokens} tokens, 50 concurrent",
+                name,
+                "requests_per_s",
+                0,
+            ),
+            row(f"{name}: relay CPU µs per request", name, "cpu_us_per_request", 0),
+            row(f"{name}: relay CPU µs per answer token", name, "cpu_us_per_token"),
+            row(f"{name}: latency p50, ms", name, "ttft_p50_ms"),
+            row(f"{name}: latency p99, ms", name, "ttft_p99_ms"),
+        ]
+
     def e_rows(name: str) -> list[str]:
         return [
             row(f"{name}: time to start p50, ms", name, "start_p50_ms"),
@@ -201,7 +216,7 @@ def write_report(run: dict[str, Any], out: Path) -> None:
         "",
         "- Each relay runs as one `uvicorn` worker (`uvicorn[standard]` defaults: uvloop, httptools)",
         "  started with `taskset -c 0`. The load generator (`bench/loadgen.py`, raw asyncio streams on uvloop)",
-        "  and the fake Anthropic API (`tests/fakes/anthropic_api.py`) share core 1, in one process and one",
+        "  and the fake Anthropic API (`fake_anthropic/`) share core 1, in one process and one",
         "  event loop: the fake runs in-process, so its reply (token count, pacing) is switched per scenario",
         "  without a restart, and its CPU is counted with the load generator's. The last table shows how",
         "  busy core 1 was in each phase: below 100 % the load side was not what limited a relay.",
@@ -217,7 +232,9 @@ def write_report(run: dict[str, Any], out: Path) -> None:
         "  reads that complete consecutive `delta` events (`time.perf_counter`).",
         "- Relay CPU: utime + stime from `/proc/PID/stat` (all threads) before and after each phase, divided by",
         "  the tokens (or requests) of the phase. Memory: resident set from `/proc/PID/statm`.",
-        "- A, C: closed loops of 50 workers, all starting at once. B50/B100/B200: closed loops of 50/100/200",
+        "- A, C, C200: closed loops of 50 workers, all starting at once; C and C200 ask for one JSON body",
+        f"  (`stream: false`), answers of {scenarios.get('C', {}).get('tokens', '?')} and "
+        f"{scenarios.get('C200', {}).get('tokens', '?')} tokens. B50/B100/B200: closed loops of 50/100/200",
         "  workers whose first requests are spread over one stream's length (2 s), as in steady traffic.",
         "  B…-burst: the same with every worker starting at the same instant, so each round begins with",
         "  50–200 new requests at once (as this benchmark's first version did); the first-token figures",
@@ -253,10 +270,8 @@ def write_report(run: dict[str, Any], out: Path) -> None:
     for concurrency, name in _levels(results, burst=False) + _levels(results, burst=True):
         lines += b_rows(concurrency, name)
     lines += [
-        row("C: requests/s, non-streaming, 50 concurrent", "C", "requests_per_s", 0),
-        row("C: relay CPU µs per request", "C", "cpu_us_per_request", 0),
-        row("C: latency p50, ms", "C", "ttft_p50_ms"),
-        row("C: latency p99, ms", "C", "ttft_p99_ms"),
+        *c_rows("C"),
+        *(c_rows("C200") if "C200" in results else []),
         row("D: KiB of relay memory per open stream (1000 open)", "D", "kib_per_stream"),
         row("D: relay RSS before the phase, KiB", "D", "rss_before_kib", 0),
         row("D: relay RSS with 1000 streams open, KiB", "D", "rss_open_kib", 0),
@@ -367,7 +382,7 @@ def write_report(run: dict[str, Any], out: Path) -> None:
             for name in results
         ],
         "",
-        "The floor's own phases saturate core 1 in A and C by design (that is the floor). In a relay's",
+        "The floor's own phases saturate core 1 in A, C and C200 by design (that is the floor). In a relay's",
         "phase, core 1 below 100 % means the relay, not the load side, set the pace.",
         "",
         "## Reproduce",

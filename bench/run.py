@@ -28,7 +28,6 @@ import os
 import platform
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.loadgen import ANTHROPIC, RELAY, Result, Target, request, run_load, selfcheck
-from tests.fakes.anthropic_api import FakeAnthropic, Reply, default_tokens
+from fake_anthropic import FakeAnthropic, Reply, default_tokens, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -102,6 +101,9 @@ FULL = [
     Scenario("B100-burst", tokens=100, interval_ms=20, concurrency=100, total=200),
     Scenario("B200-burst", tokens=100, interval_ms=20, concurrency=200, total=400),
     Scenario("C", tokens=50, interval_ms=0, concurrency=50, total=1500, stream=False),
+    # C with answers of 200 tokens (A's length): what JSON mode's reading of Anthropic's stream
+    # costs per token, beside C's per-request cost. Fewer requests, for a phase about as long.
+    Scenario("C200", tokens=200, interval_ms=0, concurrency=50, total=1000, stream=False),
     # A model that thinks 2 s before a B200 answer: what counts is how soon `start` arrives.
     Scenario(
         "E",
@@ -119,6 +121,7 @@ SMOKE = [
     Scenario("A", tokens=200, interval_ms=0, concurrency=3, total=3, timeout_s=20),
     Scenario("B50", tokens=20, interval_ms=20, concurrency=3, total=3, staggered=True, timeout_s=20),
     Scenario("C", tokens=50, interval_ms=0, concurrency=3, total=3, stream=False, timeout_s=20),
+    Scenario("C200", tokens=200, interval_ms=0, concurrency=3, total=3, stream=False, timeout_s=20),
     Scenario(
         "E",
         tokens=20,
@@ -177,12 +180,6 @@ def runtime_of(pid: int) -> dict[str, Any]:
 
 
 # -- processes -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def raise_fd_limit() -> None:

@@ -23,7 +23,7 @@ import anthropic
 import httpx2
 import orjson
 
-from tests.fakes.anthropic_api import FakeAnthropic, Reply, default_tokens
+from fake_anthropic import FakeAnthropic, Reply, default_tokens
 
 CALLS = 3000
 BODY = {

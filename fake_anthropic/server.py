@@ -1,9 +1,10 @@
 """A fake Anthropic Messages API: a real HTTP/1.1 server speaking the real wire format.
 
-Standard library only, so it runs anywhere Python does: in-process for the tests (`start()` runs
-it on a thread), as a process for the benchmark, as a container for the compose demo:
+Standard library only, so it runs anywhere Python does: in-process for the tests and the
+benchmark (`start()` runs it on a thread, `serve()` on the caller's event loop), and as a process
+for the compose demo (in the service's image, the package mounted beside it):
 
-    python tests/fakes/anthropic_api.py --host 0.0.0.0 --port 8080 --interval-ms 40
+    python -m fake_anthropic --host 0.0.0.0 --port 8080 --interval-ms 40
 
 Each request takes the next scripted `Reply` (see `enqueue`), or the default one. What it
 received, and whether the caller went away before the answer was over, is recorded.

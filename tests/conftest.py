@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ from typing import Protocol
 import httpx
 import pytest
 
-from tests.fakes.anthropic_api import FakeAnthropic
+from fake_anthropic import FakeAnthropic, free_port
 from tests.service_client import LogReader
 
 # Ryuk, testcontainers' reaper, is an image that cannot be pulled here; the fixtures below remove
@@ -64,12 +63,6 @@ class Service(Protocol):
     log: LogReader
 
     def stop(self) -> None: ...
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until_healthy(url: str, is_running: Callable[[], bool], log: LogReader, timeout: float = 60) -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect, sync_playwright
 
+from fake_anthropic import FakeAnthropic, Reply
 from tests.browser import launch_chromium
 from tests.conftest import API_KEY, BASE_ENV, FRONTEND_ENV, ROOT, ServiceProcess
-from tests.fakes.anthropic_api import FakeAnthropic, Reply
 
 CONVERSATION = [
     (

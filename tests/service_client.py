@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,29 +45,58 @@ class EventStream:
         return bool(self.events) and self.events[-1].name is None and self.events[-1].data == "[DONE]"
 
 
-def iter_events(response: httpx.Response, stream: EventStream | None = None):  # type: ignore[no-untyped-def]
-    """Parses SSE as bytes arrive, yielding each event the moment its blank line is read."""
-    stream = stream or EventStream(response)
-    name: str | None = None
-    data: list[str] = []
-    for line in response.iter_lines():
+class _EventLines:
+    """SSE lines to events, one line at a time: what `iter_events` and `aiter_events` share."""
+
+    def __init__(self, stream: EventStream) -> None:
+        self.stream = stream
+        self.name: str | None = None
+        self.data: list[str] = []
+
+    def feed(self, line: str) -> Event | None:
+        """The event this line completes (a blank line after `data:`), if any."""
         if line == "":
-            if data:
-                event = Event(name, "\n".join(data), time.monotonic())
-                stream.events.append(event)
-                yield event
-            name, data = None, []
-        elif line.startswith(":"):
-            stream.pings += 1
+            event = None
+            if self.data:
+                event = Event(self.name, "\n".join(self.data), time.monotonic())
+                self.stream.events.append(event)
+            self.name, self.data = None, []
+            return event
+        if line.startswith(":"):
+            self.stream.pings += 1
         elif line.startswith("event:"):
-            name = line[6:].strip()
+            self.name = line[6:].strip()
         elif line.startswith("data:"):
-            data.append(line[6:] if line.startswith("data: ") else line[5:])
+            self.data.append(line[6:] if line.startswith("data: ") else line[5:])
+        return None
+
+
+def iter_events(response: httpx.Response, stream: EventStream | None = None) -> Iterator[Event]:
+    """Parses SSE as bytes arrive, yielding each event the moment its blank line is read."""
+    lines = _EventLines(stream or EventStream(response))
+    for line in response.iter_lines():
+        if (event := lines.feed(line)) is not None:
+            yield event
 
 
 def read_stream(response: httpx.Response) -> EventStream:
     stream = EventStream(response)
     for _ in iter_events(response, stream):
+        pass
+    return stream
+
+
+async def aiter_events(response: httpx.Response, stream: EventStream | None = None) -> AsyncIterator[Event]:
+    """`iter_events` for a response of an `httpx.AsyncClient`."""
+    lines = _EventLines(stream or EventStream(response))
+    async for line in response.aiter_lines():
+        if (event := lines.feed(line)) is not None:
+            yield event
+
+
+async def aread_stream(response: httpx.Response) -> EventStream:
+    stream = EventStream(response)
+    async for _ in aiter_events(response, stream):
         pass
     return stream
 

@@ -4,8 +4,8 @@ import time
 
 import httpx
 
+from fake_anthropic import TRICKY_TOKENS, FakeAnthropic, Reply, input_tokens
 from tests.conftest import CURRENT_MODEL
-from tests.fakes.anthropic_api import TRICKY_TOKENS, FakeAnthropic, Reply, input_tokens
 from tests.service_client import chat_body, iter_events, read_stream
 
 

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
+from fake_anthropic import FakeAnthropic, Reply
 from tests.conftest import CURRENT_MODEL
-from tests.fakes.anthropic_api import FakeAnthropic, Reply
 from tests.service_client import read_stream
 
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from fake_anthropic import FakeAnthropic, Reply
 from tests.conftest import BASE_ENV, CURRENT_MODEL, ROOT, Service, ServiceProcess
-from tests.fakes.anthropic_api import FakeAnthropic, Reply
 
 AISDK = ROOT / "tests" / "aisdk"
 

@@ -10,8 +10,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from fake_anthropic import FakeAnthropic, Reply
 from tests.conftest import API_KEY, ServiceContainer
-from tests.fakes.anthropic_api import FakeAnthropic, Reply
 from tests.service_client import chat_body, iter_events, read_stream
 
 pytestmark = pytest.mark.container

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
+from fake_anthropic import FakeAnthropic, Reply
 from tests.conftest import FRONTEND_ORIGIN, Service
-from tests.fakes.anthropic_api import FakeAnthropic, Reply
 
 # A valid body for each chat endpoint.
 BODIES: dict[str, dict[str, Any]] = {

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
+from fake_anthropic import FakeAnthropic, Reply
 from tests.browser import launch_chromium, require_chromium
 from tests.conftest import Service
-from tests.fakes.anthropic_api import FakeAnthropic, Reply
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Locator, Page

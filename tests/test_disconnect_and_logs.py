@@ -8,8 +8,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from fake_anthropic import FakeAnthropic, Reply, input_tokens
 from tests.conftest import API_KEY, Service
-from tests.fakes.anthropic_api import FakeAnthropic, Reply, input_tokens
 from tests.service_client import chat_body, iter_events
 
 

@@ -7,8 +7,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from fake_anthropic import FakeAnthropic
 from tests.conftest import BASE_ENV, ServiceProcess
-from tests.fakes.anthropic_api import FakeAnthropic
 from tests.service_client import chat_body
 
 ORIGIN = "https://frontend.example"

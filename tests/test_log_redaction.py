@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import httpx
 
+from fake_anthropic import FakeAnthropic
 from tests.conftest import ROOT, Service
-from tests.fakes.anthropic_api import FakeAnthropic
 from tests.service_client import chat_body
 
 KEY = "sk-ant-api03-Zq8vN2xW5cR7tY1uI4oP6aS9dF3gH0jK-redaction-probe"
@@ -34,7 +34,7 @@ def test_a_key_pasted_with_a_trailing_newline_is_not_logged_even_at_debug_level(
 _SDK_ERROR_LOGGED = """
 import asyncio, logging, sys
 import anthropic
-from app.log import configure_logging
+from app.observability.log import configure_logging
 
 key, url = sys.argv[1] + "\\n", sys.argv[2]
 configure_logging("INFO", "json", key)

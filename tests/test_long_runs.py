@@ -15,10 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from bench.loadgen import Target, request
+from fake_anthropic import FakeAnthropic, Reply
 from tests.conftest import ServiceContainer
-from tests.fakes.anthropic_api import FakeAnthropic, Reply
-from tests.service_client import chat_body, read_stream
+from tests.service_client import aiter_events, aread_stream, chat_body, read_stream
 from tests.test_container import LIST_WORKERS
 
 pytestmark = [pytest.mark.slow, pytest.mark.container]
@@ -26,6 +25,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.container]
 SOAK_REQUESTS = 5000
 SOAK_CONCURRENCY = 40
 LEAVING_SHARE = 5  # one client in five leaves after its first token
+STREAM_TIMEOUT = 60.0  # seconds for one whole stream
 
 
 def worker_rss_mib(container: ServiceContainer) -> list[float]:
@@ -37,51 +37,71 @@ def worker_rss_mib(container: ServiceContainer) -> list[float]:
     return sorted(round(int(kib) / 1024, 1) for kib in output)
 
 
-async def leave_after_first_token(port: int) -> bool:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    body = b'{"messages": [{"role": "user", "content": "hi"}], "stream": true}'
-    writer.write(
-        b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-        % (len(body), body)
-    )
-    seen = b""
-    while b"event: delta" not in seen:
-        chunk = await reader.read(4096)
-        if not chunk:
-            return False
-        seen += chunk
-    writer.close()
-    return True
+async def leave_after_first_token(client: httpx.AsyncClient) -> bool:
+    """Reads the stream up to its first token, then closes the connection mid-answer."""
+    async with client.stream("POST", "/chat", json=chat_body("hi", stream=True)) as response:
+        async for event in aiter_events(response):
+            if event.name == "delta":
+                return True
+    return False
+
+
+async def stream_to_the_end(client: httpx.AsyncClient, text: str) -> bool:
+    """One whole stream: HTTP 200, the events in order (start, delta..., end, [DONE], nothing
+    after) and exactly `text`. Never raises: a failure is False."""
+    try:
+        async with (
+            asyncio.timeout(STREAM_TIMEOUT),
+            client.stream("POST", "/chat", json=chat_body("Benchmark", stream=True)) as response,
+        ):
+            stream = await aread_stream(response)
+        names = stream.names
+        return (
+            response.status_code == 200
+            and names[:1] == ["start"]
+            and names[-2:] == ["end", None]
+            and set(names[1:-2]) <= {"delta"}
+            and all(event.json["type"] == event.name for event in stream.events[:-1])
+            and stream.done
+            and stream.text == text
+        )
+    except (httpx.HTTPError, TimeoutError, ValueError, KeyError, TypeError):
+        return False
 
 
 def test_soak_with_clients_leaving_leaves_nothing_open(
     start_container: Callable[..., ServiceContainer], fake: FakeAnthropic
 ) -> None:
     container = start_container()
-    port = int(container.url.rsplit(":", 1)[1])
     fake.default = Reply.text(["t"] * 20, interval=0.01)
     rss: dict[str, list[float]] = {"start": worker_rss_mib(container)}
     completed: list[bool] = []
     left: list[bool] = []
 
     async def soak() -> None:
-        target = Target("service", port, "relay")
         queue = iter(range(SOAK_REQUESTS))
         deadline = time.monotonic() + 240
 
-        async def client() -> None:
+        async def client(http: httpx.AsyncClient) -> None:
             for n in queue:
                 if time.monotonic() > deadline:
                     return
                 if n == SOAK_REQUESTS // 2:
                     rss["middle"] = await asyncio.to_thread(worker_rss_mib, container)
                 if n % LEAVING_SHARE == 0:
-                    left.append(await leave_after_first_token(port))
+                    left.append(await leave_after_first_token(http))
                 else:
-                    outcome = await request(target, True)
-                    completed.append(outcome.done and outcome.text == "t" * 20)
+                    completed.append(await stream_to_the_end(http, "t" * 20))
 
-        await asyncio.gather(*(client() for _ in range(SOAK_CONCURRENCY)))
+        # Every request on a connection of its own (`Connection: close`, none kept alive), as the
+        # benchmark's load generator does; a client that leaves closes its connection mid-stream.
+        async with httpx.AsyncClient(
+            base_url=container.url,
+            headers={"Connection": "close"},
+            timeout=STREAM_TIMEOUT,
+            limits=httpx.Limits(max_connections=SOAK_CONCURRENCY, max_keepalive_connections=0),
+        ) as http:
+            await asyncio.gather(*(client(http) for _ in range(SOAK_CONCURRENCY)))
 
     try:
         asyncio.run(soak())

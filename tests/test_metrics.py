@@ -9,8 +9,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from fake_anthropic import FakeAnthropic, Reply, input_tokens
 from tests.conftest import CURRENT_MODEL, Service, ServiceContainer
-from tests.fakes.anthropic_api import FakeAnthropic, Reply, input_tokens
 from tests.service_client import chat_body, iter_events, read_stream
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -177,7 +177,7 @@ def test_probes_and_scrapes_write_no_summary_line(service: Service) -> None:
 def test_cache_tokens_count_under_their_own_kind_when_usage_reports_them() -> None:
     from prometheus_client import REGISTRY
 
-    from app.metrics import record_request
+    from app.observability.metrics import record_request
 
     def tokens(kind: str) -> float:
         return REGISTRY.get_sample_value("chat_tokens_total", {"kind": kind}) or 0.0

@@ -10,8 +10,8 @@ from anthropic._data import DEPRECATED_MODELS
 from anthropic.types.model_param import ModelParam
 
 from app.config import DEFAULT_MODEL
+from fake_anthropic import FakeAnthropic
 from tests.conftest import Service
-from tests.fakes.anthropic_api import FakeAnthropic
 
 
 def _literal_models(annotation: object) -> set[str]:

@@ -6,8 +6,8 @@ from typing import Any
 import httpx
 import pytest
 
+from fake_anthropic import FakeAnthropic, Reply
 from tests.conftest import Service
-from tests.fakes.anthropic_api import FakeAnthropic, Reply
 from tests.service_client import chat_body, read_stream
 
 # About 1,100 tokens of system prompt (over the cache's minimum), as product instructions often are.

@@ -21,16 +21,15 @@ from statistics import median
 import httpx
 import pytest
 
+from fake_anthropic import FakeAnthropic, Reply, free_port
 from tests.conftest import (
     API_KEY,
     CURRENT_MODEL,
     ROOT,
     base_image,
     docker_bridge_gateway,
-    free_port,
     wait_until_healthy,
 )
-from tests.fakes.anthropic_api import FakeAnthropic, Reply
 from tests.service_client import LogReader, chat_body, iter_events
 
 pytestmark = [pytest.mark.slow, pytest.mark.container]

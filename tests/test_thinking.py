@@ -6,8 +6,8 @@ import time
 import httpx
 import pytest
 
+from fake_anthropic import FakeAnthropic, Reply
 from tests.conftest import Service
-from tests.fakes.anthropic_api import FakeAnthropic, Reply
 from tests.service_client import EventStream, chat_body, iter_events, read_stream
 
 MODES = pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])

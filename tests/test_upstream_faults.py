@@ -5,8 +5,8 @@ from pathlib import Path
 
 import httpx
 
+from fake_anthropic import FakeAnthropic, Reply
 from tests.conftest import Service, ServiceContainer, ServiceProcess
-from tests.fakes.anthropic_api import FakeAnthropic, Reply
 from tests.service_client import chat_body, iter_events, read_stream
 from tests.test_container import LIST_WORKERS
 

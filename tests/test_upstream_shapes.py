@@ -4,7 +4,7 @@ with a clear error, never cut silently."""
 import httpx
 import pytest
 
-from tests.fakes.anthropic_api import FakeAnthropic, Reply
+from fake_anthropic import FakeAnthropic, Reply
 from tests.service_client import chat_body, read_stream
 
 MODES = pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
@@ -94,8 +94,7 @@ def test_a_malformed_event_before_any_text_is_retried_then_a_502(
         # The stream had started (Anthropic's message_start came in an earlier read than the
         # malformed event): it ends with the error event instead of a status.
         assert stream
-        names = [line[7:] for line in response.text.splitlines() if line.startswith("event: ")]
-        assert names == ["start", "error"]
+        assert read_stream(response).names == ["start", "error"]
     else:
         assert response.status_code == 502
         assert response.json()["detail"]["type"] == "upstream_error"

@@ -5,8 +5,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from fake_anthropic import FakeAnthropic
 from tests.conftest import Service
-from tests.fakes.anthropic_api import FakeAnthropic
 
 USER = {"role": "user", "content": "hi"}
 
