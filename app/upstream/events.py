@@ -37,7 +37,14 @@ class EventReader:
             for event in events:
                 kind = event.get("type")
                 if kind == "content_block_delta":
-                    self._delta(event.get("delta"), pieces)
+                    delta = event.get("delta")
+                    # Nearly every event is a text delta: read here, without a call.
+                    if type(delta) is dict and delta.get("type") == "text_delta":
+                        if type(text := delta.get("text")) is not str:
+                            raise malformed("a text delta without its text")
+                        pieces.append(Text(text))
+                    else:
+                        self._delta(delta, pieces)
                 elif kind == "content_block_start":
                     self._block_started(event.get("content_block"), pieces)
                 elif kind == "message_start":
@@ -54,15 +61,10 @@ class EventReader:
         return pieces, None
 
     def _delta(self, delta: object, pieces: Pieces) -> None:
+        """A delta other than text's."""
         if not isinstance(delta, dict):
             raise malformed("a content delta without its delta")
-        delta_type = delta.get("type")
-        if delta_type == "text_delta":
-            text = delta.get("text")
-            if type(text) is not str:
-                raise malformed("a text delta without its text")
-            pieces.append(Text(text))
-        elif delta_type == "thinking_delta":
+        if delta.get("type") == "thinking_delta":
             thinking = delta.get("thinking")
             if type(thinking) is not str:
                 raise malformed("a thinking delta without its text")

@@ -1,7 +1,6 @@
 """Anthropic's Server-Sent Events, from bytes to the JSON payload of each event: the one decoder
 both modes read through."""
 
-import re
 from typing import Any
 
 import orjson
@@ -11,10 +10,6 @@ from app.upstream.errors import malformed
 # Anthropic's events are a few hundred bytes; a buffer this large without an event boundary
 # means upstream is not speaking SSE at all.
 MAX_PENDING_BYTES = 1 << 20
-
-# Greedy to the end of the line: a lazy `(.*?)$` tried the line's end at every byte and cost
-# three times the JSON parsing.
-_DATA_LINE = re.compile(rb"^data: ?(.*)", re.MULTILINE)
 
 
 class SseDecoder:
@@ -57,26 +52,30 @@ class SseDecoder:
 def events_of(blocks: bytes) -> list[dict[str, Any]]:
     """The payloads of whole events (`blocks`: events separated by blank lines, `\\n` only).
 
-    Anthropic sends one `data:` line per event, so a read's events are parsed as one JSON array:
-    one C call instead of one per event, the difference between JSON mode costing more or less
-    than a relay that asks Anthropic not to stream. Anything else is read block by block.
+    Anthropic sends every event as the same two lines, `event:` then one `data:` line, so a
+    read's events are parsed with bytes operations and one JSON array: one C call instead of
+    one per event. Measured on a 200-token answer (206 events): 198 µs against 357 µs block by
+    block; it is what keeps JSON mode, which reads a stream, cheaper than a relay that asks
+    Anthropic not to stream. Anything else is read block by block, which gives the same result.
     """
-    payloads = _DATA_LINE.findall(blocks)
-    if payloads and len(payloads) == blocks.count(b"\n\n") + 1 and b"\n\n\n" not in blocks:
-        try:
-            events = orjson.loads(b"[" + b",".join(payloads) + b"]")
-        except orjson.JSONDecodeError:
-            pass  # a malformed event: found, after the events before it, below
-        else:
-            # As many `data:` lines as blocks, and as many values as lines: one value per block,
-            # unless a block held two lines and another none; the slow path tells those apart.
-            if (
-                len(events) == len(payloads)
-                and all(type(event) is dict for event in events)
-                and all(block.count(b"data:") == 1 for block in blocks.split(b"\n\n"))
-            ):
-                return events  # type: ignore[no-any-return]
-    return _block_by_block(blocks)
+    lines = blocks.split(b"\n")
+    names, data, blanks = lines[0::3], lines[1::3], lines[2::3]
+    count = len(data)
+    if count == 0 or len(names) != count or len(blanks) != count - 1 or blanks.count(b"") != count - 1:
+        return _block_by_block(blocks)
+    # Lines hold no `\n`, so a `\ndata:` in these joins is the start of a line: every second
+    # line of a block is its one `data:` line, and no first line is one.
+    joined = b"\n" + b"\n".join(data)
+    if joined.count(b"\ndata:") != count or (b"\n" + b"\n".join(names)).count(b"\ndata:"):
+        return _block_by_block(blocks)
+    try:
+        # `data: {…}` becomes `, {…}`: a space after the field name is JSON whitespace.
+        events: list[Any] = orjson.loads(b"[" + joined.replace(b"\ndata:", b",")[1:] + b"]")
+    except orjson.JSONDecodeError:
+        return _block_by_block(blocks)  # finds the malformed event, after the events before it
+    if len(events) != count or not all(type(event) is dict for event in events):
+        return _block_by_block(blocks)
+    return events
 
 
 def _block_by_block(blocks: bytes) -> list[dict[str, Any]]:

@@ -70,17 +70,21 @@ class Upstream:
     async def complete(self, params: ChatParams, summary: ChatSummary) -> Completion:
         """The whole answer: the same stream, read to its end and assembled."""
         start: Start | None = None
+        end: End | None = None
         pieces: Pieces = []
-        async with aclosing(self.answer(params, summary, restartable=True)) as events:
-            async for event in events:
-                if type(event) is list:
-                    pieces += event
-                elif type(event) is Start:
-                    start, pieces = event, []  # a new attempt: the last one's pieces are void
-                elif type(event) is End:
-                    assert start is not None
-                    return Completion.of(start, pieces, event, summarized=params.summarized)
-        raise AssertionError("an answer ends with End or raises")  # pragma: no cover
+        # Read to the generator's own end (End is its last event): closing it early would throw
+        # into the retry loop, which costs more than the step that is left.
+        async for event in self.answer(params, summary, restartable=True):
+            if type(event) is list:
+                pieces += event
+            elif type(event) is Start:
+                start, pieces = event, []  # a new attempt: the last one's pieces are void
+            else:
+                assert type(event) is End
+                end = event
+        assert start is not None
+        assert end is not None
+        return Completion.of(start, pieces, end, summarized=params.summarized)
 
     async def _attempt(
         self, body: dict[str, Any], params: ChatParams, summary: ChatSummary
