@@ -1,5 +1,5 @@
 // The reference client of POST /chat: fetch, then read the event stream as it arrives.
-// Plain browser JavaScript, no library and no build step. Events (see the README):
+// Plain browser JavaScript, no library and no build step. Events (see docs/api.md):
 //   start {id, model} · thinking {text} · delta {text} · end {stop_reason, usage} · data: [DONE]
 //   error {error: {type, message}} ends a stream that failed after it started (no [DONE]).
 "use strict";
