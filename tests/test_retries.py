@@ -63,6 +63,34 @@ def test_server_errors_are_retried_with_backoff(
     assert all(gap >= wait for gap, wait in zip(gaps, waits, strict=True)), (gaps, waits)  # they happened
 
 
+def test_one_backoff_spans_the_start_of_the_stream(
+    client: httpx.Client, service: Service, fake: FakeAnthropic
+) -> None:
+    # Overloaded before Anthropic accepts the request, then after `start` but before any text:
+    # the second wait goes on from the first (at least twice the initial 0.05 s) instead of
+    # starting over, and the three attempts are the request's, not three more after `start`.
+    fake.enqueue(
+        Reply.error(529, "overloaded_error"),
+        Reply(error_after=0, error_type="overloaded_error"),
+        Reply(error_after=0, error_type="overloaded_error"),
+        Reply.text(ANSWER),
+    )
+    request_id = "req-one-backoff"
+
+    with client.stream(
+        "POST", "/chat", json=chat_body(stream=True), headers={"X-Request-ID": request_id}
+    ) as response:
+        stream = read_stream(response)
+
+    assert stream.names == ["start", "error"]  # the third attempt was the last
+    assert len(fake.received) == 3
+    waits = [
+        line["wait_s"] for line in service.log.for_request(request_id) if line["event"] == "upstream_retry"
+    ]
+    assert len(waits) == 2
+    assert waits[1] >= 0.1, waits
+
+
 def test_retry_after_beyond_the_ceiling_fails_fast(client: httpx.Client, fake: FakeAnthropic) -> None:
     fake.enqueue(Reply.error(429, "rate_limit_error", headers={"retry-after": "30"}))  # ceiling is 2 s
 
