@@ -1,10 +1,12 @@
-"""How the SDK's and the transport's failures, and Anthropic's error bodies, become `UpstreamError`."""
+"""Anthropic's error bodies and `retry-after` headers, and streams it cannot read, as `UpstreamError`.
+
+No SDK here: the decoder and the event reader, which use it, are pure. The SDK's and the
+transport's exceptions are mapped in sdk_errors.py, on top of this."""
 
 import email.utils
+import math
 import time
-
-import anthropic
-import httpx2
+from collections.abc import Mapping
 
 from app.chat.errors import ErrorKind, UpstreamError
 from app.chat.params import ModelChoice
@@ -48,22 +50,27 @@ def _kind_for_status(status: int) -> ErrorKind:
             return ErrorKind.UPSTREAM
 
 
-def retry_after_seconds(headers: httpx2.Headers) -> float | None:
+def _finite_number(value: str | None) -> float | None:
+    # float() also reads "nan" and "inf", which no server means as a wait.
+    try:
+        number = float(value) if value is not None else math.nan
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     """Anthropic's `retry-after-ms`, else `retry-after` (seconds or an HTTP date)."""
-    if (millis := headers.get("retry-after-ms")) is not None:
-        try:
-            return max(float(millis) / 1000, 0.0)
-        except ValueError:
-            pass
+    if (millis := _finite_number(headers.get("retry-after-ms"))) is not None:
+        return max(millis / 1000, 0.0)
     if (value := headers.get("retry-after")) is None:
         return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        parsed = email.utils.parsedate_tz(value)
-        if parsed is None:
-            return None
-        return max(email.utils.mktime_tz(parsed) - time.time(), 0.0)
+    if (seconds := _finite_number(value)) is not None:
+        return max(seconds, 0.0)
+    parsed = email.utils.parsedate_tz(value)
+    if parsed is None:
+        return None
+    return max(email.utils.mktime_tz(parsed) - time.time(), 0.0)
 
 
 def _describe(kind: ErrorKind, upstream_message: str, model: ModelChoice) -> str:
@@ -105,34 +112,6 @@ def from_error_body(
         status is not None and (status in _RETRYABLE_STATUSES or status >= 500)
     )
     return UpstreamError(kind, _describe(kind, message, model), retryable=retryable, request_id=request_id)
-
-
-def from_sdk_error(exc: anthropic.APIError, *, model: ModelChoice) -> UpstreamError:
-    if isinstance(exc, anthropic.APITimeoutError):
-        return UpstreamError(ErrorKind.TIMEOUT, "Anthropic did not answer in time.", retryable=True)
-    if isinstance(exc, anthropic.APIConnectionError):
-        return UpstreamError(ErrorKind.CONNECTION, "Could not connect to Anthropic.", retryable=True)
-    if isinstance(exc, anthropic.APIStatusError):
-        status = exc.status_code
-        error = from_error_body(exc.body, model=model, status=status, request_id=exc.request_id)
-        if status >= 500 and error.kind is ErrorKind.BAD_REQUEST:
-            error.kind = ErrorKind.UPSTREAM
-        headers = exc.response.headers
-        error.retry_after = retry_after_seconds(headers)
-        should_retry = headers.get("x-should-retry")
-        if should_retry in ("true", "false"):
-            error.retryable = should_retry == "true"
-        return error
-    return UpstreamError(ErrorKind.UPSTREAM, "Anthropic's answer could not be read.")
-
-
-def from_transport_error(exc: httpx2.TransportError) -> UpstreamError:
-    """A failure while reading a stream body, which the SDK leaves to the caller."""
-    if isinstance(exc, httpx2.TimeoutException):
-        return UpstreamError(
-            ErrorKind.TIMEOUT, "Anthropic stopped sending for longer than the read time-out.", retryable=True
-        )
-    return UpstreamError(ErrorKind.CONNECTION, "The connection to Anthropic broke off.", retryable=True)
 
 
 def malformed(what: str) -> UpstreamError:

@@ -45,7 +45,7 @@ def retrying(
     cannot take it back.
     """
     backoff = wait_exponential_jitter(
-        initial=settings.retry_initial_wait,
+        multiplier=settings.retry_initial_wait,
         max=settings.retry_max_wait,
         jitter=settings.retry_initial_wait,
     )

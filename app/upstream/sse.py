@@ -53,27 +53,28 @@ def events_of(blocks: bytes) -> list[dict[str, Any]]:
     """The payloads of whole events (`blocks`: events separated by blank lines, `\\n` only).
 
     Anthropic sends every event as the same two lines, `event:` then one `data:` line, so a
-    read's events are parsed with bytes operations and one JSON array: one C call instead of
-    one per event. Measured on a 200-token answer (206 events): 198 µs against 357 µs block by
-    block; it is what keeps JSON mode, which reads a stream, cheaper than a relay that asks
-    Anthropic not to stream. Anything else is read block by block, which gives the same result.
+    read's events are found with a few bytes operations over all of it instead of Python work
+    per block: measured on a 200-token answer (206 events), 210 µs against 357 µs block by
+    block, most of what keeps JSON mode, which reads a stream, cheap. (One `orjson.loads` of
+    the lines joined into an array saved 60 µs more, but two malformed lines can complete each
+    other across the joins.) Anything else is read block by block, with the same result.
     """
     lines = blocks.split(b"\n")
     names, data, blanks = lines[0::3], lines[1::3], lines[2::3]
     count = len(data)
     if count == 0 or len(names) != count or len(blanks) != count - 1 or blanks.count(b"") != count - 1:
         return _block_by_block(blocks)
-    # Lines hold no `\n`, so a `\ndata:` in these joins is the start of a line: every second
-    # line of a block is its one `data:` line, and no first line is one.
-    joined = b"\n" + b"\n".join(data)
-    if joined.count(b"\ndata:") != count or (b"\n" + b"\n".join(names)).count(b"\ndata:"):
+    # Lines hold no `\n`, so a `\ndata:` in these joins is the start of a line: every block's
+    # second line is its one `data:` line, and no first line is one.
+    if (b"\n" + b"\n".join(data)).count(b"\ndata:") != count or (b"\n" + b"\n".join(names)).count(b"\ndata:"):
         return _block_by_block(blocks)
+    loads = orjson.loads
     try:
-        # `data: {…}` becomes `, {…}`: a space after the field name is JSON whitespace.
-        events: list[Any] = orjson.loads(b"[" + joined.replace(b"\ndata:", b",")[1:] + b"]")
+        # After `data:`, a space is JSON whitespace.
+        events = [loads(line[5:]) for line in data]
     except orjson.JSONDecodeError:
         return _block_by_block(blocks)  # finds the malformed event, after the events before it
-    if len(events) != count or not all(type(event) is dict for event in events):
+    if not all(type(event) is dict for event in events):
         return _block_by_block(blocks)
     return events
 

@@ -19,10 +19,11 @@ from app.chat.errors import ErrorKind, UpstreamError
 from app.chat.params import ChatParams
 from app.config import Settings
 from app.observability.summary import ChatSummary
-from app.upstream.errors import ended_early, from_sdk_error, from_transport_error
+from app.upstream.errors import ended_early
 from app.upstream.events import EventReader
 from app.upstream.request import request_body
 from app.upstream.retry import retrying
+from app.upstream.sdk_errors import from_sdk_error, from_transport_error
 from app.upstream.sse import SseDecoder
 
 

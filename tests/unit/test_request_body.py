@@ -1,0 +1,79 @@
+"""What the service asks Anthropic for, option by option."""
+
+from typing import Any
+
+import pytest
+
+from app.chat.params import ChatParams, ModelChoice
+from app.config import Effort, PromptCache, ThinkingDisplay
+from app.upstream.request import request_body
+
+MESSAGES = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
+
+
+def params(**options: Any) -> ChatParams:
+    return ChatParams(
+        model=ModelChoice("claude-sonnet-5-5", configured=True),
+        messages=MESSAGES,
+        max_tokens=1024,
+        **{"system": None, **options},
+    )
+
+
+def test_the_minimal_body_is_a_stream_without_prompt_cache() -> None:
+    minimal = params()
+    assert minimal.prompt_cache == "off"  # ChatParams' default; the settings' default is 5m
+    assert request_body(minimal) == {
+        "model": "claude-sonnet-5-5",
+        "max_tokens": 1024,
+        "messages": MESSAGES,
+        "stream": True,
+    }
+
+
+@pytest.mark.parametrize(
+    ("prompt_cache", "cache_control"),
+    [("5m", {"type": "ephemeral"}), ("1h", {"type": "ephemeral", "ttl": "1h"}), ("off", None)],
+)
+def test_the_prompt_cache_is_one_top_level_breakpoint(
+    prompt_cache: PromptCache, cache_control: dict[str, str] | None
+) -> None:
+    assert request_body(params(prompt_cache=prompt_cache)).get("cache_control") == cache_control
+
+
+@pytest.mark.parametrize(("system", "sent"), [(None, False), ("", False), ("Be brief.", True)])
+def test_a_system_prompt_is_sent_only_when_there_is_one(system: str | None, sent: bool) -> None:
+    body = request_body(params(system=system))
+    assert ("system" in body) is sent
+    if sent:
+        assert body["system"] == system
+
+
+@pytest.mark.parametrize("display", ["summarized", "omitted"])
+def test_thinking_is_adaptive_with_the_display_asked_for(display: ThinkingDisplay) -> None:
+    assert request_body(params(thinking=display))["thinking"] == {"type": "adaptive", "display": display}
+
+
+def test_no_thinking_option_leaves_it_to_the_model() -> None:
+    assert "thinking" not in request_body(params())
+
+
+@pytest.mark.parametrize("effort", ["low", "medium", "high", "xhigh", "max"])
+def test_effort_goes_in_output_config(effort: Effort) -> None:
+    assert request_body(params(effort=effort))["output_config"] == {"effort": effort}
+    assert "output_config" not in request_body(params())
+
+
+def test_every_option_at_once_and_never_sampling_parameters() -> None:
+    body = request_body(params(system="Be brief.", thinking="summarized", effort="high", prompt_cache="1h"))
+    assert set(body) == {
+        "model",
+        "max_tokens",
+        "messages",
+        "stream",
+        "system",
+        "thinking",
+        "output_config",
+        "cache_control",
+    }
+    assert not {"temperature", "top_p", "top_k"} & set(body)
