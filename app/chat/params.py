@@ -15,23 +15,6 @@ class ModelChoice:
 
 
 @dataclass(frozen=True, slots=True)
-class ChatParams:
-    """Everything one answer is asked for: the conversation and how to answer it."""
-
-    model: ModelChoice
-    messages: list[dict[str, str]]
-    max_tokens: int
-    system: str | None
-    thinking: ThinkingDisplay | None = None
-    effort: Effort | None = None
-    prompt_cache: PromptCache = "off"
-
-    @property
-    def summarized(self) -> bool:
-        return self.thinking == "summarized"
-
-
-@dataclass(frozen=True, slots=True)
 class OptionProblem:
     """An option that this deployment's limits refuse; the HTTP side reports it as a 422."""
 
@@ -63,37 +46,56 @@ class Options(Protocol):
     def effort(self) -> Effort | None: ...
 
 
-def chat_params(settings: Settings, messages: list[dict[str, str]], options: Options) -> ChatParams:
-    """The request's choices, else the server's; `system=""` means no system prompt at all."""
-    model, max_tokens = options.model, options.max_tokens
-    problems: list[OptionProblem] = []
-    if model is not None and settings.allowed_models and model not in settings.allowed_models:
-        problems.append(
-            OptionProblem(
-                "model",
-                "value_error",
-                f"Value error, model must be one of: {', '.join(settings.allowed_models)}",
-                model,
+@dataclass(frozen=True, slots=True)
+class ChatParams:
+    """Everything one answer is asked for: the conversation and how to answer it."""
+
+    model: ModelChoice
+    messages: list[dict[str, str]]
+    max_tokens: int
+    system: str | None
+    thinking: ThinkingDisplay | None = None
+    effort: Effort | None = None
+    prompt_cache: PromptCache = "off"
+
+    @property
+    def summarized(self) -> bool:
+        return self.thinking == "summarized"
+
+    @classmethod
+    def with_defaults(
+        cls, settings: Settings, messages: list[dict[str, str]], options: Options
+    ) -> "ChatParams":
+        """The request's choices, else the server's; `system=""` means no system prompt at all."""
+        model, max_tokens = options.model, options.max_tokens
+        problems: list[OptionProblem] = []
+        if model is not None and settings.allowed_models and model not in settings.allowed_models:
+            problems.append(
+                OptionProblem(
+                    "model",
+                    "value_error",
+                    f"Value error, model must be one of: {', '.join(settings.allowed_models)}",
+                    model,
+                )
             )
-        )
-    if max_tokens is not None and max_tokens > settings.max_tokens_ceiling:
-        problems.append(
-            OptionProblem(
-                "max_tokens",
-                "less_than_equal",
-                f"Input should be less than or equal to {settings.max_tokens_ceiling}",
-                max_tokens,
-                {"le": settings.max_tokens_ceiling},
+        if max_tokens is not None and max_tokens > settings.max_tokens_ceiling:
+            problems.append(
+                OptionProblem(
+                    "max_tokens",
+                    "less_than_equal",
+                    f"Input should be less than or equal to {settings.max_tokens_ceiling}",
+                    max_tokens,
+                    {"le": settings.max_tokens_ceiling},
+                )
             )
+        if problems:
+            raise InvalidOptions(problems)
+        return cls(
+            model=ModelChoice(model or settings.model, configured=model is None),
+            messages=messages,
+            max_tokens=max_tokens or settings.max_tokens_default,
+            system=options.system if options.system is not None else settings.system_prompt,
+            thinking=options.thinking or settings.thinking,
+            effort=options.effort or settings.effort,
+            prompt_cache=settings.prompt_cache,
         )
-    if problems:
-        raise InvalidOptions(problems)
-    return ChatParams(
-        model=ModelChoice(model or settings.model, configured=model is None),
-        messages=messages,
-        max_tokens=max_tokens or settings.max_tokens_default,
-        system=options.system if options.system is not None else settings.system_prompt,
-        thinking=options.thinking or settings.thinking,
-        effort=options.effort or settings.effort,
-        prompt_cache=settings.prompt_cache,
-    )

@@ -24,7 +24,6 @@ class ChatSummary:
     model: str
     stream: bool
     started: float = field(default_factory=perf_counter)
-    attempts: int = 0
     retries: int = 0
     start_ms: float | None = None  # until Anthropic accepted the request (the stream's `start`)
     ttft_ms: float | None = None  # until the first text reached the stream

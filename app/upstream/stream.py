@@ -56,7 +56,6 @@ class Upstream:
         # to retry: the upstream response is closed on the way out either way.
         async for attempt in retrying(self._settings, on_retry=summary.count_retry, may_retry=may_retry):
             with attempt:
-                summary.attempts += 1
                 async with aclosing(self._attempt(body, params, summary)) as events:
                     async for event in events:
                         if type(event) is list:

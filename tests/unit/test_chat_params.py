@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from app.chat.params import ChatParams, InvalidOptions, ModelChoice, OptionProblem, chat_params
+from app.chat.params import ChatParams, InvalidOptions, ModelChoice, OptionProblem
 from app.config import Effort, ThinkingDisplay
 from app.upstream.request import request_body
 from tests.unit.conftest import SettingsFactory
@@ -38,7 +38,7 @@ def settings_kwargs() -> dict[str, object]:
 def test_the_servers_defaults_fill_what_the_request_leaves_out(
     make_settings: SettingsFactory, settings_kwargs: dict[str, object]
 ) -> None:
-    assert chat_params(make_settings(**settings_kwargs), MESSAGES, Options()) == ChatParams(
+    assert ChatParams.with_defaults(make_settings(**settings_kwargs), MESSAGES, Options()) == ChatParams(
         model=ModelChoice("claude-sonnet-5-5", configured=True),
         messages=MESSAGES,
         max_tokens=256,
@@ -53,7 +53,7 @@ def test_the_requests_choices_win(make_settings: SettingsFactory, settings_kwarg
     options = Options(
         model="claude-haiku-4-5", max_tokens=4096, system="Be brief.", thinking="summarized", effort="low"
     )
-    assert chat_params(make_settings(**settings_kwargs), MESSAGES, options) == ChatParams(
+    assert ChatParams.with_defaults(make_settings(**settings_kwargs), MESSAGES, options) == ChatParams(
         model=ModelChoice("claude-haiku-4-5", configured=False),
         messages=MESSAGES,
         max_tokens=4096,
@@ -67,7 +67,7 @@ def test_the_requests_choices_win(make_settings: SettingsFactory, settings_kwarg
 def test_a_model_the_request_names_is_its_own_choice_even_if_it_is_the_default(
     make_settings: SettingsFactory,
 ) -> None:
-    params = chat_params(
+    params = ChatParams.with_defaults(
         make_settings(model="claude-sonnet-5-5"), MESSAGES, Options(model="claude-sonnet-5-5")
     )
     assert params.model == ModelChoice("claude-sonnet-5-5", configured=False)
@@ -76,20 +76,20 @@ def test_a_model_the_request_names_is_its_own_choice_even_if_it_is_the_default(
 def test_an_empty_system_prompt_means_none_at_all(
     make_settings: SettingsFactory, settings_kwargs: dict[str, object]
 ) -> None:
-    params = chat_params(make_settings(**settings_kwargs), MESSAGES, Options(system=""))
+    params = ChatParams.with_defaults(make_settings(**settings_kwargs), MESSAGES, Options(system=""))
     assert params.system == ""  # not replaced by the server's default
     assert "system" not in request_body(params)
 
 
 def test_the_plain_defaults(make_settings: SettingsFactory) -> None:
-    params = chat_params(make_settings(), MESSAGES, Options())
+    params = ChatParams.with_defaults(make_settings(), MESSAGES, Options())
     assert (params.system, params.thinking, params.effort, params.prompt_cache) == (None, None, None, "5m")
     assert params.max_tokens == 16000
 
 
 def test_any_model_is_allowed_when_no_list_is_set(make_settings: SettingsFactory) -> None:
     assert (
-        chat_params(make_settings(), MESSAGES, Options(model="claude-anything")).model.name
+        ChatParams.with_defaults(make_settings(), MESSAGES, Options(model="claude-anything")).model.name
         == "claude-anything"
     )
 
@@ -98,7 +98,7 @@ def test_a_model_off_the_list_is_refused(
     make_settings: SettingsFactory, settings_kwargs: dict[str, object]
 ) -> None:
     with pytest.raises(InvalidOptions) as raised:
-        chat_params(make_settings(**settings_kwargs), MESSAGES, Options(model="claude-opus-9"))
+        ChatParams.with_defaults(make_settings(**settings_kwargs), MESSAGES, Options(model="claude-opus-9"))
     assert raised.value.problems == [
         OptionProblem(
             "model",
@@ -113,7 +113,7 @@ def test_max_tokens_over_the_ceiling_is_refused(
     make_settings: SettingsFactory, settings_kwargs: dict[str, object]
 ) -> None:
     with pytest.raises(InvalidOptions) as raised:
-        chat_params(make_settings(**settings_kwargs), MESSAGES, Options(max_tokens=4097))
+        ChatParams.with_defaults(make_settings(**settings_kwargs), MESSAGES, Options(max_tokens=4097))
     assert raised.value.problems == [
         OptionProblem(
             "max_tokens", "less_than_equal", "Input should be less than or equal to 4096", 4097, {"le": 4096}
@@ -125,6 +125,8 @@ def test_both_problems_are_reported_at_once(
     make_settings: SettingsFactory, settings_kwargs: dict[str, object]
 ) -> None:
     with pytest.raises(InvalidOptions) as raised:
-        chat_params(make_settings(**settings_kwargs), MESSAGES, Options(model="gpt-9", max_tokens=10**6))
+        ChatParams.with_defaults(
+            make_settings(**settings_kwargs), MESSAGES, Options(model="gpt-9", max_tokens=10**6)
+        )
     assert [problem.option for problem in raised.value.problems] == ["model", "max_tokens"]
     assert str(raised.value) == "; ".join(problem.message for problem in raised.value.problems)

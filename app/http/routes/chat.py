@@ -3,7 +3,7 @@
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
-from app.chat.params import chat_params
+from app.chat.params import ChatParams
 from app.http.deps import OpenStreamsDep, SettingsDep, UpstreamDep, require_json
 from app.http.errors import ERROR_RESPONSES
 from app.http.middleware.request_log import add_to_request_summary
@@ -45,7 +45,7 @@ async def chat(
 ) -> Response:
     """Send the whole conversation; get the next assistant message, as one JSON body or streamed."""
     messages = [{"role": message.role, "content": message.content} for message in request.messages]
-    params = chat_params(settings, messages, request)
+    params = ChatParams.with_defaults(settings, messages, request)
     summary = ChatSummary(model=params.model.name, stream=request.stream)
     add_to_request_summary(summary)
     if request.stream:

@@ -7,7 +7,7 @@ only the request's shape and the wire format differ.
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 
-from app.chat.params import chat_params
+from app.chat.params import ChatParams
 from app.http.deps import OpenStreamsDep, SettingsDep, UpstreamDep, require_json
 from app.http.errors import ERROR_RESPONSES
 from app.http.middleware.request_log import add_to_request_summary
@@ -65,7 +65,7 @@ async def chat_ui(
                 }
             ]
         )
-    params = chat_params(settings, messages, request)
+    params = ChatParams.with_defaults(settings, messages, request)
     summary = ChatSummary(model=params.model.name, stream=True)
     add_to_request_summary(summary)
     answer = upstream.answer(params, summary)
