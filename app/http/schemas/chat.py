@@ -3,7 +3,7 @@
 from dataclasses import fields as dataclass_fields
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from app.chat.answer import Usage as UsageCounts
 from app.config import Effort, ThinkingDisplay
@@ -32,20 +32,25 @@ NonBlank = Annotated[
 ]
 
 
+def _system_goes_elsewhere(value: object) -> object:
+    if value == "system":
+        raise ValueError("messages cannot have the role 'system': put it in the request's `system` field")
+    return value
+
+
+# A message's role on every chat route; "system" is refused with where it goes instead.
+Role = Annotated[
+    Literal["user", "assistant"],
+    BeforeValidator(_system_goes_elsewhere),
+    Field(description="Who said it. A system prompt goes in the request's `system` field, not here."),
+]
+
+
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    role: Literal["user", "assistant"] = Field(
-        description="Who said it. A system prompt goes in the request's `system` field, not here."
-    )
+    role: Role
     content: NonBlank = Field(description="The message text; must not be blank.")
-
-    @field_validator("role", mode="before")
-    @classmethod
-    def _system_goes_elsewhere(cls, value: object) -> object:
-        if value == "system":
-            raise ValueError("messages cannot have the role 'system': put it in the request's `system` field")
-        return value
 
 
 class ChatOptions(BaseModel):

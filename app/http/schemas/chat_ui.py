@@ -7,9 +7,9 @@ Messages carry `parts`; only text reaches the model (see `UIPart`).
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from app.http.schemas.chat import ChatOptions
+from app.http.schemas.chat import ChatOptions, Role
 
 # Parts the model does not need back: the thinking signature is not kept, so past reasoning
 # cannot be sent again; step boundaries, sources and app data are the UI's own.
@@ -50,17 +50,8 @@ class UIMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     id: str = ""
-    role: Literal["user", "assistant"] = Field(
-        description="Who said it. A system prompt goes in the request's `system` field."
-    )
+    role: Role
     parts: list[UIPart]
-
-    @field_validator("role", mode="before")
-    @classmethod
-    def _system_goes_elsewhere(cls, value: object) -> object:
-        if value == "system":
-            raise ValueError("messages cannot have the role 'system': put it in the request's `system` field")
-        return value
 
     def text(self) -> str:
         return "\n\n".join(part["text"] for part in self.parts if part["type"] == "text")
