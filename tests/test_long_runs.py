@@ -8,6 +8,7 @@ plus their containers). `uv run pytest` (and so `.ci/run`) runs them with the re
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +18,7 @@ import pytest
 
 from fake_anthropic import FakeAnthropic, Reply
 from tests.conftest import ServiceContainer
-from tests.service_client import aiter_events, aread_stream, chat_body, read_stream
+from tests.service_client import chat_body, raw_stream, read_stream
 from tests.test_container import LIST_WORKERS
 
 pytestmark = [pytest.mark.slow, pytest.mark.container]
@@ -37,27 +38,35 @@ def worker_rss_mib(container: ServiceContainer) -> list[float]:
     return sorted(round(int(kib) / 1024, 1) for kib in output)
 
 
-async def leave_after_first_token(client: httpx.AsyncClient) -> bool:
+async def leave_after_first_token(port: int) -> bool:
     """Reads the stream up to its first token, then closes the connection mid-answer."""
-    async with client.stream("POST", "/chat", json=chat_body("hi", stream=True)) as response:
-        async for event in aiter_events(response):
-            if event.name == "delta":
-                return True
-    return False
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    body = json.dumps(chat_body("hi", stream=True)).encode()
+    writer.write(
+        b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+        % (len(body), body)
+    )
+    seen = b""
+    try:
+        while b"event: delta" not in seen:
+            chunk = await reader.read(4096)
+            if not chunk:
+                return False
+            seen += chunk
+        return True
+    finally:
+        writer.close()
 
 
-async def stream_to_the_end(client: httpx.AsyncClient, text: str) -> bool:
+async def stream_to_the_end(port: int, text: str) -> bool:
     """One whole stream: HTTP 200, the events in order (start, delta..., end, [DONE], nothing
     after) and exactly `text`. Never raises: a failure is False."""
     try:
-        async with (
-            asyncio.timeout(STREAM_TIMEOUT),
-            client.stream("POST", "/chat", json=chat_body("Benchmark", stream=True)) as response,
-        ):
-            stream = await aread_stream(response)
+        async with asyncio.timeout(STREAM_TIMEOUT):
+            status, stream = await raw_stream(port, chat_body("Benchmark", stream=True))
         names = stream.names
         return (
-            response.status_code == 200
+            status == 200
             and names[:1] == ["start"]
             and names[-2:] == ["end", None]
             and set(names[1:-2]) <= {"delta"}
@@ -65,7 +74,7 @@ async def stream_to_the_end(client: httpx.AsyncClient, text: str) -> bool:
             and stream.done
             and stream.text == text
         )
-    except (httpx.HTTPError, TimeoutError, ValueError, KeyError, TypeError):
+    except (OSError, TimeoutError, ValueError, KeyError, TypeError, IndexError):
         return False
 
 
@@ -73,6 +82,7 @@ def test_soak_with_clients_leaving_leaves_nothing_open(
     start_container: Callable[..., ServiceContainer], fake: FakeAnthropic
 ) -> None:
     container = start_container()
+    port = int(container.url.rsplit(":", 1)[1])
     fake.default = Reply.text(["t"] * 20, interval=0.01)
     rss: dict[str, list[float]] = {"start": worker_rss_mib(container)}
     completed: list[bool] = []
@@ -82,26 +92,19 @@ def test_soak_with_clients_leaving_leaves_nothing_open(
         queue = iter(range(SOAK_REQUESTS))
         deadline = time.monotonic() + 240
 
-        async def client(http: httpx.AsyncClient) -> None:
+        async def client() -> None:
             for n in queue:
                 if time.monotonic() > deadline:
                     return
                 if n == SOAK_REQUESTS // 2:
                     rss["middle"] = await asyncio.to_thread(worker_rss_mib, container)
                 if n % LEAVING_SHARE == 0:
-                    left.append(await leave_after_first_token(http))
+                    left.append(await leave_after_first_token(port))
                 else:
-                    completed.append(await stream_to_the_end(http, "t" * 20))
+                    completed.append(await stream_to_the_end(port, "t" * 20))
 
-        # Every request on a connection of its own (`Connection: close`, none kept alive), as the
-        # benchmark's load generator does; a client that leaves closes its connection mid-stream.
-        async with httpx.AsyncClient(
-            base_url=container.url,
-            headers={"Connection": "close"},
-            timeout=STREAM_TIMEOUT,
-            limits=httpx.Limits(max_connections=SOAK_CONCURRENCY, max_keepalive_connections=0),
-        ) as http:
-            await asyncio.gather(*(client(http) for _ in range(SOAK_CONCURRENCY)))
+        # Every request on a connection of its own; a client that leaves closes it mid-stream.
+        await asyncio.gather(*(client() for _ in range(SOAK_CONCURRENCY)))
 
     try:
         asyncio.run(soak())

@@ -1,11 +1,18 @@
 """Anthropic's answers in all their shapes, and upstream that misbehaves: relayed whole, or ended
-with a clear error, never cut silently."""
+with a clear error, never cut silently.
+
+Each shape once over HTTP, on the subprocess: the decoder's and the reader's edge cases (every
+line ending split at every byte, malformed events, unknown blocks) are unit tests
+(tests/unit/test_sse.py, test_events.py), and the container runs the same code."""
 
 import httpx
 import pytest
 
 from fake_anthropic import FakeAnthropic, Reply
+from tests.conftest import process_backend_only
 from tests.service_client import chat_body, read_stream
+
+pytestmark = process_backend_only
 
 MODES = pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
 TOKENS = ["one", " two", " three", " four"]
