@@ -227,7 +227,7 @@ def start_container(service_image: str, fake: FakeAnthropic) -> Iterator[Callabl
         container.stop()
 
 
-# For a module whose behaviour is the same code in every backend and whose edge cases the unit
+# For tests whose behaviour is the same code in every backend and whose edge cases the unit
 # tests (tests/unit) cover: proven once end to end, against the subprocess.
 process_backend_only = pytest.mark.parametrize("backend", ["process"], indirect=True)
 

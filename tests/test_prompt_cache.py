@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from fake_anthropic import FakeAnthropic, Reply
-from tests.conftest import Service
+from tests.conftest import Service, process_backend_only
 from tests.service_client import chat_body, read_stream
 
 # About 1,100 tokens of system prompt (over the cache's minimum), as product instructions often are.
@@ -62,6 +62,7 @@ def test_a_long_chat_reads_its_history_from_the_cache_and_costs_under_half(
     assert all(usage["cache_read_input_tokens"] == 0 for usage in uncached_usage)
 
 
+@process_backend_only  # a service per setting; the body for each is a unit test (test_request_body.py)
 @pytest.mark.parametrize(
     ("setting", "sent"),
     [("5m", {"type": "ephemeral"}), ("1h", {"type": "ephemeral", "ttl": "1h"}), ("off", None)],

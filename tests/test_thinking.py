@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from fake_anthropic import FakeAnthropic, Reply
-from tests.conftest import Service
+from tests.conftest import Service, process_backend_only
 from tests.service_client import EventStream, chat_body, iter_events, read_stream
 
 MODES = pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
@@ -144,6 +144,7 @@ def test_thinking_and_effort_reach_upstream_only_when_set(
     assert chosen["output_config"] == {"effort": "xhigh"}
 
 
+@process_backend_only  # a service of its own; the resolution is a unit test (test_chat_params.py)
 def test_server_defaults_for_thinking_and_effort_yield_to_the_request(
     start_service, fake: FakeAnthropic
 ) -> None:  # type: ignore[no-untyped-def]
