@@ -38,6 +38,11 @@ class Settings(BaseSettings):
         default_factory=list,
         description="If non-empty, requests may only choose these models (others get 422).",
     )
+    fallback_models: CommaList = Field(
+        default_factory=list,
+        description="Models tried in turn when the configured one is overloaded or unavailable "
+        "after its retries (never for a request that names its model).",
+    )
     system_prompt: str | None = None
     # Thinking counts toward max_tokens: the default leaves room for a long think and a full
     # answer; the ceiling is what current Sonnet models can write in one answer.
@@ -100,7 +105,7 @@ class Settings(BaseSettings):
         default=False, description="Serve the demo chat page at GET /, a reference client of /chat."
     )
 
-    @field_validator("allowed_models", "cors_origins", mode="before")
+    @field_validator("allowed_models", "fallback_models", "cors_origins", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
