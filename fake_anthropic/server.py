@@ -221,6 +221,9 @@ class FakeAnthropic:
         self._thread: threading.Thread | None = None
         self._delta_cache: dict[str, bytes] = {}
         self.prompt_cache = PromptCache()
+        # Models that answer every Messages call with 529 overloaded_error, as Anthropic does
+        # when a model has no capacity; scripted replies are kept for the other models.
+        self.overloaded_models: set[str] = set()
 
     # -- scripting, from any thread ------------------------------------------------------
 
@@ -229,6 +232,7 @@ class FakeAnthropic:
 
     def reset(self) -> None:
         self._script.clear()
+        self.overloaded_models.clear()
         self.received.clear()
         self.prompt_cache.clear()
 
@@ -357,6 +361,9 @@ class FakeAnthropic:
         with self._arrivals:
             self.received.append(received)
             self._arrivals.notify_all()
+        if body.get("model") in self.overloaded_models:
+            self._send_error(writer, 529, "overloaded_error", "Overloaded", request_id)
+            return True
         reply = self._script.popleft() if self._script else self.default
         if not target.startswith("/v1/messages"):
             self._send_error(writer, 404, "not_found_error", f"Not found: {target}", request_id)

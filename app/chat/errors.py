@@ -28,6 +28,7 @@ class UpstreamError(Exception):
         retryable: bool = False,
         retry_after: float | None = None,
         request_id: str | None = None,
+        status: int | None = None,
     ) -> None:
         super().__init__(message)
         self.kind = kind
@@ -35,6 +36,19 @@ class UpstreamError(Exception):
         self.retryable = retryable
         self.retry_after = retry_after
         self.request_id = request_id
+        self.status = status  # Anthropic's HTTP status, when the failure came with one
+
+    @property
+    def model_unavailable(self) -> bool:
+        """The model could not answer for a reason another model need not share: overloaded,
+        a server error, a time-out (a 408 included) or a broken connection. A 4xx other than
+        those says the request itself is wrong, which another model would refuse all the same."""
+        if self.kind in _UNAVAILABLE_KINDS:
+            return True
+        return self.kind is ErrorKind.UPSTREAM and (self.status is None or self.status >= 500)
+
+
+_UNAVAILABLE_KINDS = frozenset({ErrorKind.OVERLOADED, ErrorKind.CONNECTION, ErrorKind.TIMEOUT})
 
 
 class ClientDisconnected(Exception):

@@ -57,6 +57,14 @@ class ChatParams:
     thinking: ThinkingDisplay | None = None
     effort: Effort | None = None
     prompt_cache: PromptCache = "off"
+    # Tried in turn when the model is unavailable: only for the server's choice of model, since
+    # a request that names its model asked for exactly that one.
+    fallbacks: tuple[str, ...] = ()
+
+    @property
+    def models(self) -> list[ModelChoice]:
+        """The model, then its fallbacks, as the service would call them in turn."""
+        return [self.model, *(ModelChoice(name, configured=True) for name in self.fallbacks)]
 
     @property
     def summarized(self) -> bool:
@@ -98,4 +106,7 @@ class ChatParams:
             thinking=options.thinking or settings.thinking,
             effort=options.effort or settings.effort,
             prompt_cache=settings.prompt_cache,
+            fallbacks=()
+            if model is not None
+            else tuple(name for name in settings.fallback_models if name != settings.model),
         )

@@ -58,6 +58,11 @@ RETRIES = Counter("chat_upstream_retries", "Calls to Anthropic retried (each ret
 UPSTREAM_ERRORS = Counter(
     "chat_upstream_errors", "Requests that failed because of Anthropic, by error type.", ["type"]
 )
+FALLBACKS = Counter(
+    "chat_fallbacks",
+    "Requests moved to the next of CHAT_FALLBACK_MODELS because a model was unavailable, by hop.",
+    ["from_model", "to_model"],
+)
 OPEN_STREAMS = Gauge(
     "chat_open_streams",
     "Event streams open now, summed over the container's live workers.",
@@ -93,6 +98,9 @@ def record_request(path: str, status: int, duration: float, summary: Mapping[str
         RETRIES.inc(retries)
     if error_type := summary.get("error_type"):
         UPSTREAM_ERRORS.labels(error_type).inc()
+    if fallback_from := summary.get("fallback_from"):
+        for from_model, to_model in zip(fallback_from, [*fallback_from[1:], summary["model"]], strict=True):
+            FALLBACKS.labels(from_model, to_model).inc()
 
 
 def set_build_info(version: str, model: str) -> None:

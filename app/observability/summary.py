@@ -21,7 +21,7 @@ class ChatSummary:
     """What one chat call did. Its fields are written where they happen; its outcome only by
     `ended`, which reads it from how the answer ended."""
 
-    model: str
+    model: str  # the model asked, then the one that answered (or failed last)
     stream: bool
     started: float = field(default_factory=perf_counter)
     retries: int = 0
@@ -33,6 +33,11 @@ class ChatSummary:
     ended_by_shutdown: bool = False  # set by the shutdown's grace period, before it ends the stream
     outcome: Outcome | None = None
     error_type: str | None = None
+    fallbacks: list[str] = field(default_factory=list)  # the models given up on, in turn
+
+    def note_fallback(self, to_model: str) -> None:
+        self.fallbacks.append(self.model)
+        self.model = to_model
 
     def count_retry(self) -> None:
         self.retries += 1
@@ -80,4 +85,5 @@ class ChatSummary:
             "upstream_request_id": self.upstream_request_id,
             "outcome": self.outcome,
             "error_type": self.error_type,
+            "fallback_from": self.fallbacks or None,
         }

@@ -111,7 +111,9 @@ def from_error_body(
     retryable = kind in _RETRYABLE_KINDS or (
         status is not None and (status in _RETRYABLE_STATUSES or status >= 500)
     )
-    return UpstreamError(kind, _describe(kind, message, model), retryable=retryable, request_id=request_id)
+    return UpstreamError(
+        kind, _describe(kind, message, model), retryable=retryable, request_id=request_id, status=status
+    )
 
 
 def malformed(what: str) -> UpstreamError:

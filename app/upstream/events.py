@@ -9,7 +9,7 @@ from typing import Any
 
 from app.chat.answer import THINKING_NOT_SHOWN, USAGE_FIELDS, Pieces, Text, Thinking, Usage
 from app.chat.errors import UpstreamError
-from app.chat.params import ChatParams
+from app.chat.params import ChatParams, ModelChoice
 from app.upstream.errors import from_error_body, malformed
 
 
@@ -18,12 +18,13 @@ class EventReader:
 
     __slots__ = ("_model_choice", "_summarized", "finished", "id", "model", "started", "stop_reason", "usage")
 
-    def __init__(self, params: ChatParams) -> None:
-        self._model_choice = params.model
+    def __init__(self, params: ChatParams, model: ModelChoice | None = None) -> None:
+        model = model or params.model
+        self._model_choice = model
         # Thinking text will follow, so the start of a thinking block needs no signal of its own.
         self._summarized = params.summarized
         self.id = ""
-        self.model = params.model.name
+        self.model = model.name
         self.usage = Usage()
         self.stop_reason: str | None = None
         self.started = False

@@ -13,10 +13,11 @@ from typing import Any
 
 import anthropic
 import httpx2
+import structlog
 
 from app.chat.answer import AnswerEvent, Completion, End, Pieces, Start
 from app.chat.errors import ErrorKind, UpstreamError
-from app.chat.params import ChatParams
+from app.chat.params import ChatParams, ModelChoice
 from app.config import Settings
 from app.observability.summary import ChatSummary
 from app.upstream.errors import ended_early
@@ -25,6 +26,8 @@ from app.upstream.request import request_body
 from app.upstream.retry import retrying
 from app.upstream.sdk_errors import from_sdk_error, from_transport_error
 from app.upstream.sse import SseDecoder
+
+log = structlog.get_logger(__name__)
 
 
 class Upstream:
@@ -51,21 +54,43 @@ class Upstream:
         def may_retry() -> bool:
             return restartable or not shown
 
-        # tenacity's AttemptManager records whatever leaves the block, a reader's cancellation
-        # or close included, and raises it again from the loop when it is not an UpstreamError
-        # to retry: the upstream response is closed on the way out either way.
-        async for attempt in retrying(self._settings, on_retry=summary.count_retry, may_retry=may_retry):
-            with attempt:
-                async with aclosing(self._attempt(body, params, summary)) as events:
-                    async for event in events:
-                        if type(event) is list:
-                            if not shown:
-                                shown = any(piece.text for piece in event)
-                        elif type(event) is Start:
-                            if started and not restartable:
-                                continue  # the reader has its start; this attempt goes on from it
-                            started = True
-                        yield event
+        models = params.models
+        for number, model in enumerate(models, start=1):
+            try:
+                # tenacity's AttemptManager records whatever leaves the block, a reader's
+                # cancellation or close included, and raises it again from the loop when it is
+                # not an UpstreamError to retry: the upstream response is closed either way.
+                async for attempt in retrying(
+                    self._settings, on_retry=summary.count_retry, may_retry=may_retry
+                ):
+                    with attempt:
+                        async with aclosing(
+                            self._attempt({**body, "model": model.name}, model, params, summary)
+                        ) as events:
+                            async for event in events:
+                                if type(event) is list:
+                                    if not shown:
+                                        shown = any(piece.text for piece in event)
+                                elif type(event) is Start:
+                                    if started and not restartable:
+                                        continue  # the reader has its start; this attempt goes on from it
+                                    started = True
+                                yield event
+                return
+            except UpstreamError as error:
+                # Another model only while the reader has been told none (its `start` names
+                # the model), and only for a failure another model need not share.
+                if number == len(models) or not error.model_unavailable or (started and not restartable):
+                    raise
+                fallback = models[number].name
+                log.warning(
+                    "upstream_fallback",
+                    from_model=model.name,
+                    to_model=fallback,
+                    error_type=error.kind.value,
+                    error=error.message,
+                )
+                summary.note_fallback(fallback)
 
     async def complete(self, params: ChatParams, summary: ChatSummary) -> Completion:
         """The whole answer: the same stream, read to its end and assembled."""
@@ -87,7 +112,7 @@ class Upstream:
         return Completion.of(start, pieces, end, summarized=params.summarized)
 
     async def _attempt(
-        self, body: dict[str, Any], params: ChatParams, summary: ChatSummary
+        self, body: dict[str, Any], model: ModelChoice, params: ChatParams, summary: ChatSummary
     ) -> AsyncGenerator[AnswerEvent, None]:
         """One call to Anthropic, read to the end of its body: past `message_stop`, so that the
         connection goes back to the pool instead of being closed with unread bytes."""
@@ -98,7 +123,7 @@ class Upstream:
                 summary.upstream_request_id = response.request_id
                 _check_is_event_stream(response)
                 decoder = SseDecoder()
-                reader = EventReader(params)
+                reader = EventReader(params, model)
                 async for chunk in response.http_response.aiter_bytes():
                     pieces, error = reader.read(decoder.feed(chunk))
                     if not reader.started:
@@ -113,7 +138,7 @@ class Upstream:
                     if error is not None:
                         raise error
         except anthropic.APIError as exc:
-            raise from_sdk_error(exc, model=params.model) from exc
+            raise from_sdk_error(exc, model=model) from exc
         except httpx2.TransportError as exc:
             raise from_transport_error(exc) from exc
         if not reader.finished:

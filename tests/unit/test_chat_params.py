@@ -130,3 +130,22 @@ def test_both_problems_are_reported_at_once(
         )
     assert [problem.option for problem in raised.value.problems] == ["model", "max_tokens"]
     assert str(raised.value) == "; ".join(problem.message for problem in raised.value.problems)
+
+
+def test_the_fallback_models_follow_the_configured_one(make_settings: SettingsFactory) -> None:
+    settings = make_settings(model="claude-sonnet-5-5", fallback_models="claude-haiku-4-5, claude-sonnet-5-5")
+
+    params = ChatParams.with_defaults(settings, MESSAGES, Options())
+
+    assert params.models == [
+        ModelChoice("claude-sonnet-5-5", configured=True),
+        ModelChoice("claude-haiku-4-5", configured=True),  # the configured model is not tried twice
+    ]
+
+
+def test_a_request_that_names_its_model_has_no_fallback(make_settings: SettingsFactory) -> None:
+    settings = make_settings(fallback_models="claude-haiku-4-5")
+
+    params = ChatParams.with_defaults(settings, MESSAGES, Options(model="claude-sonnet-5-5"))
+
+    assert params.models == [ModelChoice("claude-sonnet-5-5", configured=False)]

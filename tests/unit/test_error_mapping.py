@@ -255,3 +255,36 @@ def test_what_cannot_be_read_is_worth_another_attempt() -> None:
     for error in (malformed("a riddle"), ended_early()):
         assert (error.kind, error.retryable) == (ErrorKind.UPSTREAM, True)
     assert malformed("a riddle").message == "Anthropic sent a riddle."
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "unavailable"),
+    [
+        pytest.param(529, "overloaded_error", True, id="overloaded"),
+        pytest.param(500, "api_error", True, id="server error"),
+        pytest.param(503, None, True, id="5xx of no known type"),
+        pytest.param(504, None, True, id="gateway time-out"),
+        pytest.param(408, None, True, id="408 is a time-out, not a client error"),
+        pytest.param(None, "overloaded_error", True, id="in-band overloaded"),
+        pytest.param(None, "api_error", True, id="in-band api_error"),
+        pytest.param(400, "invalid_request_error", False, id="bad request"),
+        pytest.param(401, "authentication_error", False, id="bad key"),
+        pytest.param(404, "not_found_error", False, id="unknown model"),
+        pytest.param(413, "request_too_large", False, id="too large"),
+        pytest.param(429, "rate_limit_error", False, id="rate limited: 4xx never falls back"),
+        pytest.param(422, None, False, id="undocumented 4xx"),
+        pytest.param(None, "invalid_request_error", False, id="in-band bad request"),
+    ],
+)
+def test_which_failures_another_model_may_not_share(
+    status: int | None, error_type: str | None, unavailable: bool
+) -> None:
+    body = {"type": "error", "error": {"type": error_type, "message": "m"}} if error_type else {}
+    assert from_error_body(body, model=CONFIGURED, status=status).model_unavailable is unavailable
+
+
+def test_a_broken_connection_or_a_time_out_may_not_be_shared() -> None:
+    assert from_transport_error(httpx2.ReadTimeout("slow")).model_unavailable
+    assert from_transport_error(httpx2.RemoteProtocolError("cut")).model_unavailable
+    assert malformed("a text delta without its text").model_unavailable
+    assert ended_early().model_unavailable

@@ -112,3 +112,30 @@ def test_the_log_line_has_the_usage_and_the_outcome() -> None:
         "end_turn",
         "ok",
     )
+
+
+def test_each_fallback_hop_is_on_the_line_and_counted_once() -> None:
+    from prometheus_client import REGISTRY
+
+    from app.observability.metrics import record_request
+
+    def hops(from_model: str, to_model: str) -> float:
+        labels = {"from_model": from_model, "to_model": to_model}
+        return REGISTRY.get_sample_value("chat_fallbacks_total", labels) or 0.0
+
+    answered = summary()
+    answered.note_fallback("claude-haiku-4-5")
+    answered.note_fallback("claude-opus-5")
+    answered.ended(None)
+    before = hops("claude-sonnet-5-5", "claude-haiku-4-5"), hops("claude-haiku-4-5", "claude-opus-5")
+
+    fields = answered.log_fields()
+    record_request("/chat", 200, 0.2, fields)
+
+    assert (fields["model"], fields["fallback_from"]) == (
+        "claude-opus-5",
+        ["claude-sonnet-5-5", "claude-haiku-4-5"],
+    )
+    after = hops("claude-sonnet-5-5", "claude-haiku-4-5"), hops("claude-haiku-4-5", "claude-opus-5")
+    assert (after[0] - before[0], after[1] - before[1]) == (1, 1)
+    assert summary().log_fields()["fallback_from"] is None  # no fallback, no hop
