@@ -13,6 +13,7 @@ DEFAULT_MODEL = "claude-sonnet-5-5"
 ThinkingDisplay = Literal["summarized", "omitted"]
 Effort = Literal["low", "medium", "high", "xhigh", "max"]
 PromptCache = Literal["5m", "1h", "off"]
+RefusalFallback = Literal["off", "default"]
 
 # Env var that chooses the default model; quoted in errors so operators know what to change.
 MODEL_SETTING = "CHAT_MODEL"
@@ -37,6 +38,11 @@ class Settings(BaseSettings):
     allowed_models: CommaList = Field(
         default_factory=list,
         description="If non-empty, requests may only choose these models (others get 422).",
+    )
+    refusal_fallback: RefusalFallback = Field(
+        default="off",
+        description="default: ask Anthropic to retry a refused answer on the model's own fallback "
+        "model (server-side fallback, beta); models without one answer as before.",
     )
     fallback_models: CommaList = Field(
         default_factory=list,

@@ -49,6 +49,9 @@ DEMO_THINKING = ("The user says hi. ", "A short, friendly greeting ", "is the ri
 RETIRED_MODELS = frozenset(
     {"claude-3-5-sonnet-latest", "claude-3-5-sonnet-20241022", "claude-3-5-sonnet-20240620"}
 )
+# The fake's own choice of default fallbacks; Anthropic's are its own and may change.
+REFUSAL_FALLBACKS = {"claude-sonnet-5-5": "claude-sonnet-4-5"}
+SERVER_SIDE_FALLBACK_BETA = "server-side-fallback-2026-07-01"
 # The API version the SDK sends rejects these.
 REJECTED_PARAMS = ("temperature", "top_p", "top_k")
 
@@ -94,6 +97,11 @@ class Reply:
     malformed: str | None = None
     malformed_after: int = 1
     line_ending: str = "\n"  # between the stream's lines: "\n", "\r\n" or "\r", all three valid SSE
+    # The model declines for policy reasons after `refused_after` tokens: stop_reason "refusal"
+    # with stop_details; or, when the request asked for server-side fallback and the model has
+    # one (`FakeAnthropic.refusal_fallbacks`), a `fallback` block and the fallback's answer.
+    refused_after: int | None = None
+    refusal_category: str | None = "general_harms"
 
     @classmethod
     def text(cls, tokens: Sequence[str] | None = None, *, interval: float = 0.0, **kw: Any) -> Reply:
@@ -224,6 +232,9 @@ class FakeAnthropic:
         # Models that answer every Messages call with 529 overloaded_error, as Anthropic does
         # when a model has no capacity; scripted replies are kept for the other models.
         self.overloaded_models: set[str] = set()
+        # Each model's server-defined default fallback (`"fallbacks": "default"`); a model not
+        # listed has none, so that a refusal stays a refusal, as Anthropic documents.
+        self.refusal_fallbacks: dict[str, str] = dict(REFUSAL_FALLBACKS)
 
     # -- scripting, from any thread ------------------------------------------------------
 
@@ -233,6 +244,7 @@ class FakeAnthropic:
     def reset(self) -> None:
         self._script.clear()
         self.overloaded_models.clear()
+        self.refusal_fallbacks = dict(REFUSAL_FALLBACKS)
         self.received.clear()
         self.prompt_cache.clear()
 
@@ -546,6 +558,21 @@ class FakeAnthropic:
             for name, data in reply.extra_events:
                 writer.write(_chunk(f"event: {name}\ndata: {data}\n\n".encode()))
             for sent, token in enumerate(reply.tokens):
+                if sent == reply.refused_after:
+                    fallback = self._refusal_fallback(body, received.headers)
+                    if fallback is None:
+                        writer.write(_block_stop(index))
+                        return await self._refuse(reply, writer, received)
+                    writer.write(_block_stop(index))
+                    hop = {
+                        "type": "fallback",
+                        "from": {"model": body.get("model", "")},
+                        "to": {"model": fallback},
+                        "trigger": {"type": "refusal", "category": reply.refusal_category},
+                    }
+                    writer.write(_block_start(index + 1, hop) + _block_stop(index + 1))
+                    index += 2
+                    writer.write(_block_start(index, {"type": "text", "text": ""}))
                 if sent == reply.error_after:
                     return await self._fault("error", reply, writer, gone, received)
                 if sent == reply.stall_after:
@@ -572,6 +599,8 @@ class FakeAnthropic:
                 if reply.interval or sent % 16 == 15:
                     await writer.drain()
             writer.write(_block_stop(index))
+            if reply.refused_after == len(reply.tokens):  # declined at the very end
+                return await self._refuse(reply, writer, received)
             writer.write(
                 _event(
                     "message_delta",
@@ -589,6 +618,30 @@ class FakeAnthropic:
             return True
         finally:
             self.open_streams -= 1
+
+    def _refusal_fallback(self, body: dict[str, Any], headers: dict[str, str]) -> str | None:
+        asked = body.get("fallbacks") == "default" and SERVER_SIDE_FALLBACK_BETA in headers.get(
+            "anthropic-beta", ""
+        )
+        return self.refusal_fallbacks.get(body.get("model", "")) if asked else None
+
+    async def _refuse(self, reply: Reply, writer: asyncio.StreamWriter, received: Received) -> bool:
+        details = {
+            "type": "refusal",
+            "category": reply.refusal_category,
+            "explanation": "The request was declined for policy reasons.",
+            "fallback_credit_token": None,
+            "fallback_has_prefill_claim": None,
+            "recommended_model": None,
+        }
+        delta = {"stop_reason": "refusal", "stop_sequence": None, "stop_details": details}
+        usage = {"output_tokens": reply.refused_after or 1}
+        writer.write(_event("message_delta", {"type": "message_delta", "delta": delta, "usage": usage}))
+        writer.write(_event("message_stop", {"type": "message_stop"}))
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        received.finished = True
+        return True
 
     async def _think(
         self, reply: Reply, body: dict[str, Any], writer: asyncio.StreamWriter, gone: asyncio.Future[bytes]

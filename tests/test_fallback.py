@@ -172,3 +172,96 @@ def test_a_json_answer_shows_nothing_until_the_end_so_it_falls_back_at_any_point
 
     assert (status, model, text) == (200, FALLBACK, "From the fallback.")
     assert models_asked(fake) == [CURRENT_MODEL] * ATTEMPTS + [FALLBACK]
+
+
+# -- CHAT_REFUSAL_FALLBACK: Anthropic's server-side fallback after a refusal ---------------------
+
+REFUSAL_FALLBACK = "claude-sonnet-4-5"  # the fake's default fallback for the configured model
+DECLINED_THEN_ANSWERED = Reply.text(
+    ["Partial", " text.", "Answer", " from", " the", " fallback."], refused_after=2
+)
+
+
+@pytest.fixture(scope="module")
+def refusal_fallback(start_service: Callable[..., Service]) -> Service:
+    return start_service(CHAT_REFUSAL_FALLBACK="default")
+
+
+def test_with_refusal_fallback_a_declined_answer_goes_on_on_the_fallback_model(
+    refusal_fallback: Service, fake: FakeAnthropic
+) -> None:
+    fake.enqueue(DECLINED_THEN_ANSWERED)
+    request_id = "req-refusal-fallback-stream"
+
+    with httpx.stream(
+        "POST",
+        f"{refusal_fallback.url}/chat",
+        json=chat_body(stream=True),
+        headers={"X-Request-ID": request_id},
+        timeout=15,
+    ) as response:
+        events = read_stream(response)
+
+    sent = fake.received[0]
+    assert sent.body["fallbacks"] == "default"
+    assert "server-side-fallback-2026-07-01" in sent.headers["anthropic-beta"]
+    assert events.names[:3] == ["start", "delta", "delta"]  # the declining model's text, as sent
+    handover = events.events[3]
+    assert (handover.name, handover.json) == (
+        "fallback",
+        {"type": "fallback", "from_model": CURRENT_MODEL, "to_model": REFUSAL_FALLBACK, "reason": "refusal"},
+    )
+    assert "".join(event.json["text"] for event in events.events[4:] if event.name == "delta") == (
+        "Answer from the fallback."
+    )
+    assert events.events[-2].json["stop_reason"] == "end_turn"
+    summary = refusal_fallback.log.summary(request_id)
+    assert (summary["model"], summary["fallback_from"]) == (REFUSAL_FALLBACK, [CURRENT_MODEL])
+
+
+def test_a_json_answer_after_a_refusal_fallback_is_the_fallbacks_alone(
+    refusal_fallback: Service, fake: FakeAnthropic
+) -> None:
+    fake.enqueue(DECLINED_THEN_ANSWERED)
+
+    body = httpx.post(f"{refusal_fallback.url}/chat", json=chat_body(), timeout=15).json()
+
+    # Anthropic's advice: what came before the fallback block is not sent back as the turn.
+    assert (body["model"], body["content"]) == (REFUSAL_FALLBACK, "Answer from the fallback.")
+
+
+def test_the_ui_stream_says_which_model_took_over(refusal_fallback: Service, fake: FakeAnthropic) -> None:
+    fake.enqueue(DECLINED_THEN_ANSWERED)
+
+    with httpx.Client(base_url=refusal_fallback.url, timeout=15) as client:
+        response, sent = chunks(client, ui_body())
+
+    assert response.status_code == 200
+    metadata = [
+        chunk["messageMetadata"] for chunk in sent if isinstance(chunk, dict) and "messageMetadata" in chunk
+    ]
+    assert metadata[0] == {"model": CURRENT_MODEL}
+    assert metadata[1] == {"model": REFUSAL_FALLBACK, "fallbackFrom": CURRENT_MODEL}
+    assert metadata[-1]["model"] == REFUSAL_FALLBACK
+
+
+def test_a_model_without_a_fallback_refuses_as_before(refusal_fallback: Service, fake: FakeAnthropic) -> None:
+    fake.refusal_fallbacks.clear()
+    fake.enqueue(Reply.text(["Partial", " text."], refused_after=2))
+
+    body = httpx.post(f"{refusal_fallback.url}/chat", json=chat_body(), timeout=15).json()
+
+    assert (body["model"], body["content"], body["stop_reason"]) == (
+        CURRENT_MODEL,
+        "Partial text.",
+        "refusal",
+    )
+
+
+def test_refusal_fallback_is_off_by_default(client: httpx.Client, fake: FakeAnthropic) -> None:
+    fake.enqueue(DECLINED_THEN_ANSWERED)
+
+    body = client.post("/chat", json=chat_body()).json()
+
+    assert "fallbacks" not in fake.received[0].body
+    assert (body["model"], body["stop_reason"]) == (CURRENT_MODEL, "refusal")

@@ -68,7 +68,17 @@ class End:
     usage: Usage
 
 
-AnswerEvent = Start | Pieces | End
+@dataclass(frozen=True, slots=True)
+class Handover:
+    """Anthropic moved the answer to another model midway (its server-side fallback, after a
+    refusal): what came before is the declining model's, and the answer goes on from here."""
+
+    from_model: str
+    to_model: str
+    reason: str  # the trigger's type, e.g. "refusal"
+
+
+AnswerEvent = Start | Pieces | Handover | End
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +94,7 @@ class Completion:
 
     @classmethod
     def of(cls, start: Start, pieces: Pieces, end: End, *, summarized: bool) -> "Completion":
+        """`pieces`: those of the model that answered (after the last `Handover`, if any)."""
         text = "".join([piece.text for piece in pieces if type(piece) is Text])
         thinking = (
             "".join([piece.text for piece in pieces if type(piece) is Thinking]) if summarized else None

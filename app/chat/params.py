@@ -60,6 +60,7 @@ class ChatParams:
     # Tried in turn when the model is unavailable: only for the server's choice of model, since
     # a request that names its model asked for exactly that one.
     fallbacks: tuple[str, ...] = ()
+    refusal_fallback: bool = False  # Anthropic's server-side fallback after a refusal
 
     @property
     def models(self) -> list[ModelChoice]:
@@ -106,6 +107,7 @@ class ChatParams:
             thinking=options.thinking or settings.thinking,
             effort=options.effort or settings.effort,
             prompt_cache=settings.prompt_cache,
+            refusal_fallback=settings.refusal_fallback == "default",
             fallbacks=()
             if model is not None
             else tuple(name for name in settings.fallback_models if name != settings.model),

@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator
 import structlog
 from starlette.requests import Request
 
-from app.chat.answer import AnswerEvent, End, Start
+from app.chat.answer import AnswerEvent, End, Handover, Start
 from app.chat.errors import UpstreamError
 from app.observability.summary import INTERNAL_ERROR, ChatSummary
 from app.streaming.client_gone import cancelled_if_client_leaves
@@ -58,6 +58,8 @@ async def relay(
                 if summary.ttft_ms is None:  # until the first text; no work after it
                     summary.note_first_text(event)
                 yield encoder.pieces(event)  # pieces that arrived in one upstream read leave in one write
+            elif type(event) is Handover:
+                yield encoder.handover(event)
             else:
                 assert type(event) is End
                 yield encoder.end(event)

@@ -7,7 +7,7 @@ blocks and events of types added later), or is malformed and fails the answer wi
 
 from typing import Any
 
-from app.chat.answer import THINKING_NOT_SHOWN, USAGE_FIELDS, Pieces, Text, Thinking, Usage
+from app.chat.answer import THINKING_NOT_SHOWN, USAGE_FIELDS, Handover, Pieces, Text, Thinking, Usage
 from app.chat.errors import UpstreamError
 from app.chat.params import ChatParams, ModelChoice
 from app.upstream.errors import from_error_body, malformed
@@ -16,7 +16,18 @@ from app.upstream.errors import from_error_body, malformed
 class EventReader:
     """One attempt's events as they arrive: pieces out; what the start and the end carry kept."""
 
-    __slots__ = ("_model_choice", "_summarized", "finished", "id", "model", "started", "stop_reason", "usage")
+    __slots__ = (
+        "_model_choice",
+        "_summarized",
+        "answering_model",
+        "finished",
+        "handovers",
+        "id",
+        "model",
+        "started",
+        "stop_reason",
+        "usage",
+    )
 
     def __init__(self, params: ChatParams, model: ModelChoice | None = None) -> None:
         model = model or params.model
@@ -24,11 +35,14 @@ class EventReader:
         # Thinking text will follow, so the start of a thinking block needs no signal of its own.
         self._summarized = params.summarized
         self.id = ""
-        self.model = model.name
+        self.model = model.name  # as `message_start` names it: the model asked
+        self.answering_model = self.model  # after a handover, the model that took over
         self.usage = Usage()
         self.stop_reason: str | None = None
         self.started = False
         self.finished = False
+        # Each with the number of this read's pieces before it; emptied by `take_handovers`.
+        self.handovers: list[tuple[int, Handover]] = []
 
     def read(self, events: list[dict[str, Any]]) -> tuple[Pieces, UpstreamError | None]:
         """The pieces of these events, and the failure among them if there is one: the pieces
@@ -82,14 +96,40 @@ class EventReader:
                 pieces.append(Text(str(text)))
         elif block_type == "redacted_thinking" or (block_type == "thinking" and not self._summarized):
             pieces.append(THINKING_NOT_SHOWN)
+        elif block_type == "fallback":
+            self._handed_over(block, len(pieces))
         # Blocks of other types (tools are out of scope; types added later) are not shown.
+
+    def _handed_over(self, block: dict[str, Any], at: int) -> None:
+        to, trigger = block.get("to"), block.get("trigger")
+        if not isinstance(to, dict) or not isinstance(to_model := to.get("model"), str):
+            raise malformed("a fallback block without the model it hands over to")
+        reason = trigger.get("type") if isinstance(trigger, dict) else None
+        from_model = self.handovers[-1][1].to_model if self.handovers else self.answering_model
+        handover = Handover(from_model, to_model, reason if isinstance(reason, str) else "unknown")
+        self.handovers.append((at, handover))
+        self.answering_model = to_model
+
+    def take_handovers(self, pieces: Pieces) -> tuple[Pieces, list[Handover | Pieces]]:
+        """This read's pieces split at its handovers: those of the model that declined, then
+        each handover followed by the pieces after it. Rare: a read has none, and costs this
+        call only when it does."""
+        before = pieces[: self.handovers[0][0]]
+        after: list[Handover | Pieces] = []
+        ends = [at for at, _ in self.handovers[1:]] + [len(pieces)]
+        for (at, handover), end in zip(self.handovers, ends, strict=True):
+            after.append(handover)
+            if pieces[at:end]:
+                after.append(pieces[at:end])
+        self.handovers = []
+        return before, after
 
     def _message_started(self, message: object) -> None:
         if not isinstance(message, dict):
             raise malformed("a message start without its message")
         self.started = True
         self.id = str(message.get("id", ""))
-        self.model = str(message.get("model") or self.model)
+        self.model = self.answering_model = str(message.get("model") or self.model)
         usage = message.get("usage")
         if isinstance(usage, dict):
             self._count_usage(usage)

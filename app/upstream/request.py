@@ -14,6 +14,11 @@ CACHE_CONTROL: dict[PromptCache, dict[str, str] | None] = {
 }
 
 
+# Server-side fallback is a beta of the Messages API, not a parameter of the SDK's non-beta
+# `messages.create`: the field and the beta header go through the SDK's extra_body/extra_headers.
+SERVER_SIDE_FALLBACK_BETA = "server-side-fallback-2026-07-01"
+
+
 def request_body(params: ChatParams) -> dict[str, Any]:
     """Always a stream, in both modes: the read time-out is then the longest silence, so a long
     think (only pings) is never cut, and both modes read the same events."""
@@ -31,4 +36,9 @@ def request_body(params: ChatParams) -> dict[str, Any]:
         body["output_config"] = {"effort": params.effort}
     if (cache_control := CACHE_CONTROL[params.prompt_cache]) is not None:
         body["cache_control"] = cache_control
+    if params.refusal_fallback:
+        # "default": the model's own fallback, chosen by Anthropic; a model without one answers
+        # alone, as if it had not been asked (the API's documented behaviour).
+        body["extra_body"] = {"fallbacks": "default"}
+        body["extra_headers"] = {"anthropic-beta": SERVER_SIDE_FALLBACK_BETA}
     return body

@@ -7,7 +7,7 @@ its end, so the read time-out is the longest silence in both modes: a long think
 Anthropic sends only pings, is never cut.
 """
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from typing import Any
 
@@ -15,7 +15,7 @@ import anthropic
 import httpx2
 import structlog
 
-from app.chat.answer import AnswerEvent, Completion, End, Pieces, Start
+from app.chat.answer import AnswerEvent, Completion, End, Handover, Pieces, Start
 from app.chat.errors import ErrorKind, UpstreamError
 from app.chat.params import ChatParams, ModelChoice
 from app.config import Settings
@@ -104,6 +104,10 @@ class Upstream:
                 pieces += event
             elif type(event) is Start:
                 start, pieces = event, []  # a new attempt: the last one's pieces are void
+            elif type(event) is Handover:
+                # What the declining model wrote is not the answer, nor sent back with it.
+                assert start is not None
+                start, pieces = Start(start.message_id, event.to_model), []
             else:
                 assert type(event) is End
                 end = event
@@ -126,6 +130,9 @@ class Upstream:
                 reader = EventReader(params, model)
                 async for chunk in response.http_response.aiter_bytes():
                     pieces, error = reader.read(decoder.feed(chunk))
+                    handed_over: Sequence[Handover | Pieces] = ()
+                    if reader.handovers:  # rare: Anthropic moved the answer to another model
+                        pieces, handed_over = reader.take_handovers(pieces)
                     if not reader.started:
                         held += pieces
                     elif not announced:
@@ -135,6 +142,10 @@ class Upstream:
                             yield pieces
                     elif pieces:
                         yield pieces
+                    for event in handed_over:
+                        if type(event) is Handover:
+                            summary.note_fallback(event.to_model)
+                        yield event
                     if error is not None:
                         raise error
         except anthropic.APIError as exc:

@@ -5,13 +5,14 @@ from typing import Any
 
 import pytest
 
-from app.chat.answer import End, Start, Text, Thinking, Usage
+from app.chat.answer import End, Handover, Start, Text, Thinking, Usage
 from app.streaming.formats.chat_events import ChatEventsEncoder
 from app.streaming.formats.ui_messages import UIMessageStreamEncoder
 
 # Quotes, backslashes, line breaks (a raw one would cut the SSE line), non-ASCII and a fake frame.
 TRICKY = 'say "hi" \\ C:\\dir\nnext\r\nline\ttab café 日本語 🙂 </script>\u2028 data: [DONE]\n\n'
 START = Start("msg_01", "claude-sonnet-5-5")
+HANDOVER = Handover("claude-sonnet-5-5", "claude-sonnet-4-5", "refusal")
 USAGE = Usage(input_tokens=10, output_tokens=20, cache_creation_input_tokens=3, cache_read_input_tokens=100)
 
 
@@ -92,6 +93,20 @@ class TestChatEvents:
                 },
             ),
             (None, "[DONE]"),
+        ]
+
+    def test_a_handover_is_a_fallback_event(self) -> None:
+        raw = ChatEventsEncoder().handover(HANDOVER)
+        assert sse_frames(raw) == [
+            (
+                "fallback",
+                {
+                    "type": "fallback",
+                    "from_model": "claude-sonnet-5-5",
+                    "to_model": "claude-sonnet-4-5",
+                    "reason": "refusal",
+                },
+            )
         ]
 
     def test_error_is_one_event_without_done(self) -> None:
@@ -271,6 +286,18 @@ class TestUIMessages:
         end = encoder.end(End("refusal", Usage()))
         assert end.startswith(b'data: {"type":"text-end","id":"text-0"}\n\ndata: {"type":"finish-step"}\n\n')
         assert end.endswith(b'data: {"type":"finish","finishReason":"content-filter"}\n\ndata: [DONE]\n\n')
+
+    def test_a_handover_updates_the_messages_model_there_and_at_the_end(self) -> None:
+        encoder = UIMessageStreamEncoder()
+        encoder.start(START)
+        assert chunks(encoder.handover(HANDOVER)) == [
+            {
+                "type": "message-metadata",
+                "messageMetadata": {"model": "claude-sonnet-4-5", "fallbackFrom": "claude-sonnet-5-5"},
+            }
+        ]
+        finish = chunks(encoder.end(End("end_turn", USAGE)))
+        assert finish[1]["messageMetadata"]["model"] == "claude-sonnet-4-5"
 
     def test_error_is_the_sdks_ending_of_a_failed_stream(self) -> None:
         raw = UIMessageStreamEncoder().error("overloaded_error", "Anthropic is overloaded.")

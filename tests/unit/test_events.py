@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from app.chat.answer import Pieces, Text, Thinking, Usage
+from app.chat.answer import Handover, Pieces, Text, Thinking, Usage
 from app.chat.errors import ErrorKind, UpstreamError
 from app.chat.params import ChatParams, ModelChoice
 from app.config import ThinkingDisplay
@@ -276,3 +276,64 @@ def test_the_answer_is_finished_only_at_message_stop() -> None:
     assert reader.finished
     assert reader.stop_reason == "end_turn"
     assert reader.usage == Usage(input_tokens=25, output_tokens=42)
+
+
+def fallback_block(index: int, to_model: str) -> dict[str, Any]:
+    return block_start(
+        index,
+        {
+            "type": "fallback",
+            "from": {"model": "whoever"},
+            "to": {"model": to_model},
+            "trigger": {"type": "refusal", "category": "cyber"},
+        },
+    )
+
+
+def test_a_handover_splits_a_read_between_the_model_that_declined_and_the_one_that_took_over() -> None:
+    reader = EventReader(params())
+    pieces, error = reader.read(
+        [
+            message_start(),
+            block_start(0, {"type": "text", "text": ""}),
+            text(0, "No"),
+            fallback_block(1, "claude-b"),
+            block_start(2, {"type": "text", "text": ""}),
+            text(2, "Yes"),
+            fallback_block(3, "claude-c"),
+            block_start(4, {"type": "text", "text": ""}),
+            text(4, "Sure"),
+            text(4, "!"),
+        ]
+    )
+
+    before, after = reader.take_handovers(pieces)
+
+    assert error is None
+    assert before == [Text("No")]
+    assert after == [
+        Handover("claude-sonnet-5-5-20260101", "claude-b", "refusal"),
+        [Text("Yes")],
+        Handover("claude-b", "claude-c", "refusal"),
+        [Text("Sure"), Text("!")],
+    ]
+    assert reader.handovers == []  # taken once
+    assert reader.model == "claude-sonnet-5-5-20260101"  # what `start` announces: the model asked
+
+
+def test_a_handover_with_nothing_after_it_yet() -> None:
+    reader = EventReader(params())
+    pieces, _ = reader.read([message_start(), fallback_block(0, "claude-b")])
+
+    assert reader.take_handovers(pieces) == (
+        [],
+        [Handover("claude-sonnet-5-5-20260101", "claude-b", "refusal")],
+    )
+
+
+def test_a_fallback_block_that_names_no_model_is_malformed() -> None:
+    reader = EventReader(params())
+    _, error = reader.read([message_start(), block_start(0, {"type": "fallback", "to": {}})])
+
+    assert error is not None
+    assert error.kind is ErrorKind.UPSTREAM

@@ -77,3 +77,11 @@ def test_every_option_at_once_and_never_sampling_parameters() -> None:
         "cache_control",
     }
     assert not {"temperature", "top_p", "top_k"} & set(body)
+
+
+def test_refusal_fallback_asks_for_the_models_default_through_the_beta() -> None:
+    body = request_body(params(refusal_fallback=True))
+
+    assert body["extra_body"] == {"fallbacks": "default"}
+    assert body["extra_headers"] == {"anthropic-beta": "server-side-fallback-2026-07-01"}
+    assert "extra_body" not in request_body(params())

@@ -2,7 +2,7 @@
 
 from typing import Protocol
 
-from app.chat.answer import End, Pieces, Start
+from app.chat.answer import End, Handover, Pieces, Start
 
 
 class StreamEncoder(Protocol):
@@ -16,6 +16,8 @@ class StreamEncoder(Protocol):
     def start(self, start: Start) -> bytes: ...
 
     def pieces(self, pieces: Pieces) -> bytes: ...
+
+    def handover(self, handover: Handover) -> bytes: ...
 
     def end(self, end: End) -> bytes: ...
 

@@ -6,7 +6,7 @@ The frames around each piece's text are constant bytes, so a token costs one JSO
 
 import orjson
 
-from app.chat.answer import End, Pieces, Start, Text
+from app.chat.answer import End, Handover, Pieces, Start, Text
 
 _DELTA_HEAD = b'event: delta\ndata: {"type":"delta","text":'
 _THINKING_HEAD = b'event: thinking\ndata: {"type":"thinking","text":'
@@ -31,6 +31,13 @@ class ChatEventsEncoder:
                 (_DELTA_HEAD if type(piece) is Text else _THINKING_HEAD) + orjson.dumps(piece.text) + _TAIL
                 for piece in pieces
             ]
+        )
+
+    def handover(self, handover: Handover) -> bytes:
+        # The text so far was the declining model's: a client replaces it with what follows.
+        return _frame(
+            "fallback",
+            {"from_model": handover.from_model, "to_model": handover.to_model, "reason": handover.reason},
         )
 
     def end(self, end: End) -> bytes:

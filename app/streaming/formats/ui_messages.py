@@ -18,7 +18,7 @@ A failure after the start ends the stream the way the SDK's own `streamText` ser
 
 import orjson
 
-from app.chat.answer import End, Pieces, Start, Text
+from app.chat.answer import End, Handover, Pieces, Start, Text
 
 # Ids of the parts within this message; one reasoning part and one text part at most.
 _REASONING_ID = "reasoning-0"
@@ -83,6 +83,17 @@ class UIMessageStreamEncoder:
                 if piece.text:
                     frames.append(_REASONING_DELTA_HEAD + orjson.dumps(piece.text) + _TAIL)
         return b"".join(frames)
+
+    def handover(self, handover: Handover) -> bytes:
+        # useChat merges message metadata as it arrives: the message names the model that took
+        # over, and the one that declined.
+        self._model = handover.to_model
+        return _chunk(
+            {
+                "type": "message-metadata",
+                "messageMetadata": {"model": handover.to_model, "fallbackFrom": handover.from_model},
+            }
+        )
 
     def end(self, end: End) -> bytes:
         usage = end.usage
