@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import httpx
@@ -15,7 +15,7 @@ import pytest
 
 from fake_anthropic import FakeAnthropic, Reply
 from tests.browser import launch_chromium, require_chromium
-from tests.conftest import Service
+from tests.conftest import FRONTEND_ENV, Service
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Locator, Page
@@ -106,6 +106,31 @@ def test_second_turn_sends_the_first_answer_as_history(page: Page, fake: FakeAnt
         {"role": "assistant", "content": "Paris."},
         {"role": "user", "content": "And its population?"},
     ]
+
+
+@UVICORN_ONLY
+def test_a_refusal_fallback_replaces_the_declined_text(
+    browser: Browser, start_service: Callable[..., Service], fake: FakeAnthropic
+) -> None:
+    from playwright.sync_api import expect
+
+    service = start_service(**FRONTEND_ENV, CHAT_REFUSAL_FALLBACK="default")
+    fake.enqueue(
+        Reply.text(["I can", "not.", "Here", " it is."], refused_after=2, interval=0.05),
+        Reply.text(["Thanks", "!"]),
+    )
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(service.url)
+
+    expect(send(page, "Explain it")).to_have_text("Here it is.")
+    wait_until_idle(page)
+    send(page, "Thanks")
+    wait_until_idle(page)
+    context.close()
+
+    # The conversation holds the answer of the model that took over, not the declined text.
+    assert fake.received[-1].body["messages"][1] == {"role": "assistant", "content": "Here it is."}
 
 
 @UVICORN_ONLY

@@ -1,6 +1,6 @@
 // The reference client of POST /chat: fetch, then read the event stream as it arrives.
 // Plain browser JavaScript, no library and no build step. Events (see docs/api.md):
-//   start {id, model} · thinking {text} · delta {text} · end {stop_reason, usage} · data: [DONE]
+//   start {id, model} · thinking {text} · delta {text} · [fallback {to_model}] · end {stop_reason, usage} · data: [DONE]
 //   error {error: {type, message}} ends a stream that failed after it started (no [DONE]).
 "use strict";
 
@@ -105,6 +105,9 @@ function handle(event, answer) {
       status.hidden = true;
       answer.append(event.text); // a text node: model output is never parsed as HTML
       log.scrollTop = log.scrollHeight;
+      break;
+    case "fallback": // the model declined and another took over: its text replaces what was shown
+      answer.textContent = "";
       break;
     case "error":
       throw new Error(event.error.message);
