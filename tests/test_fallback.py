@@ -256,6 +256,7 @@ def test_a_model_without_a_fallback_refuses_as_before(refusal_fallback: Service,
         "Partial text.",
         "refusal",
     )
+    assert body["stop_details"]["category"] == "general_harms"  # Anthropic's account, as sent
 
 
 def test_refusal_fallback_is_off_by_default(client: httpx.Client, fake: FakeAnthropic) -> None:

@@ -7,6 +7,7 @@ encoder over this sequence; JSON mode assembles it into a `Completion`.
 """
 
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 
 # Pieces are made once per token: not frozen, whose __init__ costs twice as much.
@@ -66,6 +67,9 @@ class Start:
 class End:
     stop_reason: str | None
     usage: Usage
+    # Anthropic's own account of a refusal (category, explanation, recommended_model), relayed
+    # as it came; None for every other ending.
+    stop_details: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +95,7 @@ class Completion:
     thinking: str | None  # the summary, when summarized thinking was asked for
     stop_reason: str | None
     usage: Usage
+    stop_details: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, start: Start, pieces: Pieces, end: End, *, summarized: bool) -> "Completion":
@@ -99,4 +104,6 @@ class Completion:
         thinking = (
             "".join([piece.text for piece in pieces if type(piece) is Thinking]) if summarized else None
         )
-        return cls(start.message_id, start.model, text, thinking, end.stop_reason, end.usage)
+        return cls(
+            start.message_id, start.model, text, thinking, end.stop_reason, end.usage, end.stop_details
+        )

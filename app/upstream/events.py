@@ -25,6 +25,7 @@ class EventReader:
         "id",
         "model",
         "started",
+        "stop_details",
         "stop_reason",
         "usage",
     )
@@ -39,6 +40,7 @@ class EventReader:
         self.answering_model = self.model  # after a handover, the model that took over
         self.usage = Usage()
         self.stop_reason: str | None = None
+        self.stop_details: dict[str, Any] | None = None
         self.started = False
         self.finished = False
         # Each with the number of this read's pieces before it; emptied by `take_handovers`.
@@ -138,6 +140,8 @@ class EventReader:
         delta = event.get("delta")
         if isinstance(delta, dict):
             self.stop_reason = delta.get("stop_reason", self.stop_reason)
+            if isinstance(details := delta.get("stop_details"), dict):
+                self.stop_details = details
         usage = event.get("usage")
         if isinstance(usage, dict):
             self._count_usage(usage)

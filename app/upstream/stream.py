@@ -156,7 +156,7 @@ class Upstream:
             raise ended_early()
         summary.usage = reader.usage
         summary.stop_reason = reader.stop_reason
-        yield End(reader.stop_reason, reader.usage)
+        yield End(reader.stop_reason, reader.usage, reader.stop_details)
 
 
 def _check_is_event_stream(response: anthropic.AsyncAPIResponse[Any]) -> None:

@@ -95,6 +95,12 @@ class TestChatEvents:
             (None, "[DONE]"),
         ]
 
+    def test_end_relays_a_refusals_stop_details(self) -> None:
+        details = {"type": "refusal", "category": "cyber", "explanation": "Declined."}
+        end = sse_frames(ChatEventsEncoder().end(End("refusal", USAGE, details)))[0][1]
+        assert (end["stop_reason"], end["stop_details"]) == ("refusal", details)
+        assert "stop_details" not in sse_frames(ChatEventsEncoder().end(End("end_turn", USAGE)))[0][1]
+
     def test_a_handover_is_a_fallback_event(self) -> None:
         raw = ChatEventsEncoder().handover(HANDOVER)
         assert sse_frames(raw) == [

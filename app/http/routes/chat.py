@@ -63,4 +63,6 @@ async def chat(
         "stop_reason": completion.stop_reason,
         "usage": completion.usage.as_dict(),
     }
+    if completion.stop_details is not None:
+        body["stop_details"] = completion.stop_details
     return Response(orjson.dumps(body), media_type="application/json")

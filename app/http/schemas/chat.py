@@ -159,6 +159,11 @@ class ChatResponse(BaseModel):
         description="`end_turn` when the answer is complete; `max_tokens`: cut at the limit; "
         "`refusal`: the model declined."
     )
+    stop_details: dict[str, Any] | None = Field(
+        default=None,
+        description="With `refusal` only: Anthropic's `stop_details` as it sent them "
+        "(`category`, `explanation`, `recommended_model`).",
+    )
     usage: Usage
 
 

@@ -41,7 +41,10 @@ class ChatEventsEncoder:
         )
 
     def end(self, end: End) -> bytes:
-        return _frame("end", {"stop_reason": end.stop_reason, "usage": end.usage.as_dict()}) + DONE_FRAME
+        data: dict[str, object] = {"stop_reason": end.stop_reason, "usage": end.usage.as_dict()}
+        if end.stop_details is not None:
+            data["stop_details"] = end.stop_details
+        return _frame("end", data) + DONE_FRAME
 
     def error(self, error_type: str, message: str) -> bytes:
         return _frame("error", {"error": {"type": error_type, "message": message}})

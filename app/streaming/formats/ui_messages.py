@@ -120,6 +120,8 @@ class UIMessageStreamEncoder:
             # And Anthropic's figures with Anthropic's names, as in /chat's `end` event.
             "anthropicUsage": usage.as_dict(),
         }
+        if end.stop_details is not None:
+            metadata["stopDetails"] = end.stop_details
         finish_reason = FINISH_REASONS.get(end.stop_reason or "", "other")
         return b"".join(
             [
