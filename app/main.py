@@ -87,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["POST", "GET"],
-            allow_headers=["Content-Type", "X-Request-ID"],
+            allow_headers=["Content-Type", "X-Request-ID", settings.end_user_header],
             expose_headers=["X-Request-ID"],
         )
     app.add_middleware(CloseWhenDrainingMiddleware, draining=draining)

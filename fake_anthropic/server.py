@@ -379,7 +379,7 @@ class FakeAnthropic:
         if body.get("model") in RETIRED_MODELS:
             self._send_error(writer, 404, "not_found_error", f"model: {body['model']}", request_id)
             return True
-        if problem := _thinking_problem(body):
+        if problem := _thinking_problem(body) or _metadata_problem(body):
             self._send_error(writer, 400, "invalid_request_error", problem, request_id)
             return True
 
@@ -704,6 +704,28 @@ def _thinking_problem(body: dict[str, Any]) -> str | None:
     messages = body.get("messages") or []
     if messages and isinstance(messages[-1], dict) and messages[-1].get("role") == "assistant":
         return "This model does not support assistant message prefill."
+    return None
+
+
+# Anthropic's limit on metadata.user_id.
+USER_ID_MAX_LENGTH = 256
+
+
+def _metadata_problem(body: dict[str, Any]) -> str | None:
+    """What the real API answers 400 to in `metadata`: another key, or a user_id that is not a
+    string of at most 256 characters."""
+    if "metadata" not in body:
+        return None
+    metadata = body["metadata"]
+    if not isinstance(metadata, dict):
+        return "metadata: Input should be a valid dictionary"
+    if extra := sorted(set(metadata) - {"user_id"}):
+        return f"metadata.{extra[0]}: Extra inputs are not permitted"
+    user_id = metadata.get("user_id")
+    if user_id is not None and not isinstance(user_id, str):
+        return "metadata.user_id: Input should be a valid string"
+    if user_id is not None and len(user_id) > USER_ID_MAX_LENGTH:
+        return f"metadata.user_id: String should have at most {USER_ID_MAX_LENGTH} characters"
     return None
 
 

@@ -57,6 +57,7 @@ class ChatParams:
     thinking: ThinkingDisplay | None = None
     effort: Effort | None = None
     prompt_cache: PromptCache = "off"
+    end_user_id: str | None = None  # the gateway's opaque id of the person asking
 
     @property
     def summarized(self) -> bool:
@@ -64,7 +65,11 @@ class ChatParams:
 
     @classmethod
     def with_defaults(
-        cls, settings: Settings, messages: list[dict[str, str]], options: Options
+        cls,
+        settings: Settings,
+        messages: list[dict[str, str]],
+        options: Options,
+        end_user_id: str | None = None,
     ) -> "ChatParams":
         """The request's choices, else the server's; `system=""` means no system prompt at all."""
         model, max_tokens = options.model, options.max_tokens
@@ -98,4 +103,5 @@ class ChatParams:
             thinking=options.thinking or settings.thinking,
             effort=options.effort or settings.effort,
             prompt_cache=settings.prompt_cache,
+            end_user_id=end_user_id,
         )

@@ -31,4 +31,6 @@ def request_body(params: ChatParams) -> dict[str, Any]:
         body["output_config"] = {"effort": params.effort}
     if (cache_control := CACHE_CONTROL[params.prompt_cache]) is not None:
         body["cache_control"] = cache_control
+    if params.end_user_id is not None:
+        body["metadata"] = {"user_id": params.end_user_id}
     return body

@@ -77,3 +77,12 @@ def test_every_option_at_once_and_never_sampling_parameters() -> None:
         "cache_control",
     }
     assert not {"temperature", "top_p", "top_k"} & set(body)
+
+
+def test_the_end_user_goes_to_anthropic_as_metadata_user_id() -> None:
+    body = request_body(params(end_user_id="tenant-7:user.42"))
+    assert body["metadata"] == {"user_id": "tenant-7:user.42"}
+
+
+def test_no_end_user_sends_no_metadata() -> None:
+    assert "metadata" not in request_body(params())

@@ -88,6 +88,7 @@ def test_the_log_line_has_every_usage_field_empty_when_there_is_no_usage() -> No
     assert {
         "model",
         "stream",
+        "end_user_id",
         "retries",
         "start_ms",
         "ttft_ms",
@@ -112,3 +113,9 @@ def test_the_log_line_has_the_usage_and_the_outcome() -> None:
         "end_turn",
         "ok",
     )
+
+
+def test_the_log_line_names_the_end_user_when_the_gateway_did() -> None:
+    assert summary().log_fields()["end_user_id"] is None
+    named = ChatSummary(model="claude-sonnet-5-5", stream=False, end_user_id="u-42")
+    assert named.log_fields()["end_user_id"] == "u-42"
