@@ -212,6 +212,9 @@ class FakeAnthropic:
         self.api_key = api_key  # if set, other keys get 401 like the real API
         self.received: deque[Received] = deque(maxlen=record)
         self.model_lookups: deque[str] = deque(maxlen=record)
+        # The Models API's answer per model: (lifecycle, retires_at as RFC 3339, or None).
+        # Others are active with no retirement scheduled.
+        self.model_lifecycles: dict[str, tuple[str, str | None]] = {}
         self._arrivals = threading.Condition()  # notified on each request received
         self.open_streams = 0
         self.connections = 0  # accepted in all: a relay that reuses connections keeps this low
@@ -231,6 +234,7 @@ class FakeAnthropic:
         self._script.clear()
         self.received.clear()
         self.prompt_cache.clear()
+        self.model_lifecycles.clear()
 
     @property
     def url(self) -> str:
@@ -672,12 +676,15 @@ class FakeAnthropic:
         if model in RETIRED_MODELS:
             self._send_error(writer, 404, "not_found_error", f"model: {model}", request_id)
             return True
+        lifecycle, retires_at = self.model_lifecycles.get(model, ("active", None))
         info = {
             "type": "model",
             "id": model,
             "display_name": model.replace("-", " ").title(),
             "created_at": "2026-01-01T00:00:00Z",
-            "lifecycle": "active",
+            "lifecycle": lifecycle,
+            "deprecated_at": None if lifecycle == "active" else "2026-06-01T00:00:00Z",
+            "retires_at": retires_at,
         }
         self._send(writer, 200, "application/json", json.dumps(info).encode(), request_id)
         return True
