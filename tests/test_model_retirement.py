@@ -10,7 +10,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from fake_anthropic import FakeAnthropic
-from tests.conftest import CURRENT_MODEL, Service
+from tests.conftest import CURRENT_MODEL, Service, ServiceProcess, process_backend_only
 
 GAUGE = "chat_model_retirement_timestamp_seconds"
 RETIRES_AT = "2027-01-05T00:00:00Z"
@@ -103,3 +103,20 @@ def test_the_check_repeats_so_a_retirement_announced_later_shows(
     fake.model_lifecycles[model] = ("active", None)  # and withdraws it: the series goes
     eventually(lambda: every_scrape(service) == {})
     assert fake.model_lookups.count(model) > looked_up
+
+
+@process_backend_only
+def test_the_repeated_check_ends_with_the_service(
+    start_service: Callable[..., Service], fake: FakeAnthropic
+) -> None:
+    model = "claude-steady-5"
+    service = start_service(CHAT_MODEL=model, CHAT_ALLOWED_MODELS=None, CHAT_MODEL_CHECK_INTERVAL="0.3")
+    assert isinstance(service, ServiceProcess)
+    eventually(lambda: fake.model_lookups.count(model) >= 2)
+
+    service.stop()
+
+    # uvicorn re-raises the SIGTERM once it has shut down: the lifespan's end is in the log.
+    events = [line["event"] for line in service.log.lines()]
+    assert {"stopped", "Application shutdown complete."} <= set(events)
+    assert "Task was destroyed" not in service.log.text()
