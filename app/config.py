@@ -17,6 +17,7 @@ RefusalFallback = Literal["off", "default"]
 
 # Env var that chooses the default model; quoted in errors so operators know what to change.
 MODEL_SETTING = "CHAT_MODEL"
+FALLBACK_SETTING = "CHAT_FALLBACK_MODELS"
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -98,6 +99,12 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
+    model_check_interval: float = Field(
+        default=21600.0,
+        gt=0,
+        description="Seconds between two Models API checks of the configured and fallback models.",
+    )
+
     prometheus_multiproc_dir: str | None = Field(
         default=None,
         validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir"),
@@ -107,6 +114,12 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
     cors_origins: CommaList = Field(default_factory=list)
+    end_user_header: str = Field(
+        default="X-End-User-Id",
+        pattern=r"^[A-Za-z0-9-]+$",
+        description="The request header, set by the gateway, whose opaque end-user id is sent to "
+        "Anthropic as metadata.user_id and written on the summary line.",
+    )
     demo_page: bool = Field(
         default=False, description="Serve the demo chat page at GET /, a reference client of /chat."
     )

@@ -21,11 +21,11 @@ from app.http.openapi import document_configured_limits
 from app.http.routes import chat, chat_ui, health, metrics
 from app.http.routes.demo import install_demo_page
 from app.observability.log import configure_logging
-from app.observability.metrics import record_request, set_build_info
+from app.observability.metrics import MODEL_RETIREMENTS, record_request, set_build_info
 from app.streaming.response import OpenStreams
 from app.streaming.shutdown import Draining
 from app.upstream.client import anthropic_client
-from app.upstream.model_check import check_configured_model
+from app.upstream.model_check import watch_models
 from app.upstream.stream import Upstream
 
 log = structlog.get_logger(__name__)
@@ -54,12 +54,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.info("started", model=settings.model, base_url=str(client.base_url))
         # In the background: start-up (and the health check) does not wait for Anthropic.
         model_check = asyncio.ensure_future(
-            check_configured_model(client, settings.model, wait_at_most=min(settings.connect_timeout, 5.0))
+            watch_models(
+                client, settings, MODEL_RETIREMENTS.update, wait_at_most=min(settings.connect_timeout, 5.0)
+            )
         )
         try:
             yield
         finally:
             model_check.cancel()
+            await asyncio.wait([model_check])  # ended, whether by this or by a failure of its own
             await app.state.open_streams.aclose()
             await client.close()
             log.info("stopped")
@@ -87,7 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["POST", "GET"],
-            allow_headers=["Content-Type", "X-Request-ID"],
+            allow_headers=["Content-Type", "X-Request-ID", settings.end_user_header],
             expose_headers=["X-Request-ID"],
         )
     app.add_middleware(CloseWhenDrainingMiddleware, draining=draining)

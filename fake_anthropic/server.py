@@ -220,6 +220,9 @@ class FakeAnthropic:
         self.api_key = api_key  # if set, other keys get 401 like the real API
         self.received: deque[Received] = deque(maxlen=record)
         self.model_lookups: deque[str] = deque(maxlen=record)
+        # The Models API's answer per model: (lifecycle, retires_at as RFC 3339, or None).
+        # Others are active with no retirement scheduled.
+        self.model_lifecycles: dict[str, tuple[str, str | None]] = {}
         self._arrivals = threading.Condition()  # notified on each request received
         self.open_streams = 0
         self.connections = 0  # accepted in all: a relay that reuses connections keeps this low
@@ -247,6 +250,7 @@ class FakeAnthropic:
         self.refusal_fallbacks = dict(REFUSAL_FALLBACKS)
         self.received.clear()
         self.prompt_cache.clear()
+        self.model_lifecycles.clear()
 
     @property
     def url(self) -> str:
@@ -398,7 +402,7 @@ class FakeAnthropic:
         if body.get("model") in RETIRED_MODELS:
             self._send_error(writer, 404, "not_found_error", f"model: {body['model']}", request_id)
             return True
-        if problem := _thinking_problem(body):
+        if problem := _thinking_problem(body) or _metadata_problem(body):
             self._send_error(writer, 400, "invalid_request_error", problem, request_id)
             return True
 
@@ -732,12 +736,15 @@ class FakeAnthropic:
         if model in RETIRED_MODELS:
             self._send_error(writer, 404, "not_found_error", f"model: {model}", request_id)
             return True
+        lifecycle, retires_at = self.model_lifecycles.get(model, ("active", None))
         info = {
             "type": "model",
             "id": model,
             "display_name": model.replace("-", " ").title(),
             "created_at": "2026-01-01T00:00:00Z",
-            "lifecycle": "active",
+            "lifecycle": lifecycle,
+            "deprecated_at": None if lifecycle == "active" else "2026-06-01T00:00:00Z",
+            "retires_at": retires_at,
         }
         self._send(writer, 200, "application/json", json.dumps(info).encode(), request_id)
         return True
@@ -764,6 +771,28 @@ def _thinking_problem(body: dict[str, Any]) -> str | None:
     messages = body.get("messages") or []
     if messages and isinstance(messages[-1], dict) and messages[-1].get("role") == "assistant":
         return "This model does not support assistant message prefill."
+    return None
+
+
+# Anthropic's limit on metadata.user_id.
+USER_ID_MAX_LENGTH = 256
+
+
+def _metadata_problem(body: dict[str, Any]) -> str | None:
+    """What the real API answers 400 to in `metadata`: another key, or a user_id that is not a
+    string of at most 256 characters."""
+    if "metadata" not in body:
+        return None
+    metadata = body["metadata"]
+    if not isinstance(metadata, dict):
+        return "metadata: Input should be a valid dictionary"
+    if extra := sorted(set(metadata) - {"user_id"}):
+        return f"metadata.{extra[0]}: Extra inputs are not permitted"
+    user_id = metadata.get("user_id")
+    if user_id is not None and not isinstance(user_id, str):
+        return "metadata.user_id: Input should be a valid string"
+    if user_id is not None and len(user_id) > USER_ID_MAX_LENGTH:
+        return f"metadata.user_id: String should have at most {USER_ID_MAX_LENGTH} characters"
     return None
 
 

@@ -61,6 +61,7 @@ class ChatParams:
     # a request that names its model asked for exactly that one.
     fallbacks: tuple[str, ...] = ()
     refusal_fallback: bool = False  # Anthropic's server-side fallback after a refusal
+    end_user_id: str | None = None  # the gateway's opaque id of the person asking
 
     @property
     def models(self) -> list[ModelChoice]:
@@ -73,7 +74,11 @@ class ChatParams:
 
     @classmethod
     def with_defaults(
-        cls, settings: Settings, messages: list[dict[str, str]], options: Options
+        cls,
+        settings: Settings,
+        messages: list[dict[str, str]],
+        options: Options,
+        end_user_id: str | None = None,
     ) -> "ChatParams":
         """The request's choices, else the server's; `system=""` means no system prompt at all."""
         model, max_tokens = options.model, options.max_tokens
@@ -111,4 +116,5 @@ class ChatParams:
             fallbacks=()
             if model is not None
             else tuple(name for name in settings.fallback_models if name != settings.model),
+            end_user_id=end_user_id,
         )

@@ -6,6 +6,8 @@
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import StringConstraints, TypeAdapter, ValidationError
 
 from app.config import Settings
 from app.streaming.response import OpenStreams
@@ -46,7 +48,38 @@ async def require_json(request: Request) -> None:
         )
 
 
+# Anthropic takes at most 256 characters in metadata.user_id; the characters are those of ids,
+# hashes and namespaced ids ("tenant:42"), so nothing that could break a log line reaches it.
+END_USER_ID_PATTERN = r"^[A-Za-z0-9._:@-]*$"
+END_USER_ID_MAX_LENGTH = 256
+_END_USER_ID: TypeAdapter[str] = TypeAdapter(
+    Annotated[str, StringConstraints(max_length=END_USER_ID_MAX_LENGTH, pattern=END_USER_ID_PATTERN)]
+)
+
+
+async def get_end_user_id(request: Request) -> str | None:
+    """The gateway's end-user id, from the header CHAT_END_USER_HEADER names; empty is none."""
+    header: str = request.app.state.settings.end_user_header
+    values = request.headers.getlist(header)
+    if not values:
+        return None
+    loc = ("header", header)
+    if len(values) > 1:
+        # A gateway that adds its header beside the client's would let the client choose.
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": loc, "msg": "Value error, send the header once", "input": values}]
+        )
+    try:
+        end_user_id = _END_USER_ID.validate_python(values[0])
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": loc} for error in exc.errors(include_url=False)]
+        ) from None
+    return end_user_id or None
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 UpstreamDep = Annotated[Upstream, Depends(get_upstream)]
 OpenStreamsDep = Annotated[OpenStreams, Depends(get_open_streams)]
 DrainingDep = Annotated[Draining, Depends(get_draining)]
+EndUserIdDep = Annotated[str | None, Depends(get_end_user_id)]

@@ -9,8 +9,9 @@ Nothing here runs per token: a request costs a handful of counter and histogram 
 it is over, and a stream one gauge update when it opens and one when it closes.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import fields
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import (
@@ -23,6 +24,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from app.chat.answer import Usage
 
@@ -75,6 +78,42 @@ BUILD_INFO = Gauge(
     multiprocess_mode="max",
 )
 
+
+class ModelRetirements(Collector):
+    """chat_model_retirement_timestamp_seconds{model}: when Anthropic retires each configured
+    model, with no series for a model that has no retirement scheduled.
+
+    A collector of this worker's own knowledge rather than a Gauge: in multiprocess mode a Gauge's
+    series lives in its worker's file, and prometheus-client can neither remove it there (`remove`
+    only warns) nor forget a dead worker's file of a non-`live` mode, so a schedule Anthropic
+    withdrew, or a dead worker's, would be reported forever. Every worker checks the same models
+    on the same schedule, so whichever answers the scrape knows what the others know.
+    """
+
+    def __init__(self) -> None:
+        self._retires_at: dict[str, float] = {}
+
+    def update(self, model: str, retires_at: datetime | None) -> None:
+        if retires_at is None:
+            self._retires_at.pop(model, None)
+        else:
+            self._retires_at[model] = retires_at.timestamp()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "chat_model_retirement_timestamp_seconds",
+            "When Anthropic retires the model (Unix time), per configured or fallback model; "
+            "no series while none is scheduled.",
+            labels=["model"],
+        )
+        for model, timestamp in sorted(self._retires_at.items()):
+            family.add_metric([model], timestamp)
+        yield family
+
+
+MODEL_RETIREMENTS = ModelRetirements()
+REGISTRY.register(MODEL_RETIREMENTS)
+
 # Each usage field's `kind` label, from the one definition of the fields.
 _TOKEN_KINDS = tuple((usage_field.name, usage_field.metadata["kind"]) for usage_field in fields(Usage))
 
@@ -113,4 +152,5 @@ def exposition(multiprocess_dir: str | None) -> tuple[bytes, str]:
         return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)  # type: ignore[no-untyped-call]
+    registry.register(MODEL_RETIREMENTS)
     return generate_latest(registry), CONTENT_TYPE_LATEST

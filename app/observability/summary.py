@@ -23,6 +23,7 @@ class ChatSummary:
 
     model: str  # the model asked, then the one that answered (or failed last)
     stream: bool
+    end_user_id: str | None = None  # for cost attribution in the logs; never a metric label
     started: float = field(default_factory=perf_counter)
     retries: int = 0
     start_ms: float | None = None  # until Anthropic accepted the request (the stream's `start`)
@@ -77,6 +78,7 @@ class ChatSummary:
         return {
             "model": self.model,
             "stream": self.stream,
+            "end_user_id": self.end_user_id,
             "retries": self.retries,
             "start_ms": self.start_ms,
             "ttft_ms": self.ttft_ms,

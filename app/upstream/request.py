@@ -41,4 +41,6 @@ def request_body(params: ChatParams) -> dict[str, Any]:
         # alone, as if it had not been asked (the API's documented behaviour).
         body["extra_body"] = {"fallbacks": "default"}
         body["extra_headers"] = {"anthropic-beta": SERVER_SIDE_FALLBACK_BETA}
+    if params.end_user_id is not None:
+        body["metadata"] = {"user_id": params.end_user_id}
     return body

@@ -87,6 +87,12 @@ def test_the_plain_defaults(make_settings: SettingsFactory) -> None:
     assert params.max_tokens == 16000
 
 
+def test_the_end_user_is_the_gateways_and_has_no_server_default(make_settings: SettingsFactory) -> None:
+    assert ChatParams.with_defaults(make_settings(), MESSAGES, Options()).end_user_id is None
+    named = ChatParams.with_defaults(make_settings(), MESSAGES, Options(), end_user_id="u-42")
+    assert named.end_user_id == "u-42"
+
+
 def test_any_model_is_allowed_when_no_list_is_set(make_settings: SettingsFactory) -> None:
     assert (
         ChatParams.with_defaults(make_settings(), MESSAGES, Options(model="claude-anything")).model.name

@@ -85,3 +85,12 @@ def test_refusal_fallback_asks_for_the_models_default_through_the_beta() -> None
     assert body["extra_body"] == {"fallbacks": "default"}
     assert body["extra_headers"] == {"anthropic-beta": "server-side-fallback-2026-07-01"}
     assert "extra_body" not in request_body(params())
+
+
+def test_the_end_user_goes_to_anthropic_as_metadata_user_id() -> None:
+    body = request_body(params(end_user_id="tenant-7:user.42"))
+    assert body["metadata"] == {"user_id": "tenant-7:user.42"}
+
+
+def test_no_end_user_sends_no_metadata() -> None:
+    assert "metadata" not in request_body(params())

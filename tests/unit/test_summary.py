@@ -88,6 +88,7 @@ def test_the_log_line_has_every_usage_field_empty_when_there_is_no_usage() -> No
     assert {
         "model",
         "stream",
+        "end_user_id",
         "retries",
         "start_ms",
         "ttft_ms",
@@ -139,3 +140,9 @@ def test_each_fallback_hop_is_on_the_line_and_counted_once() -> None:
     after = hops("claude-sonnet-5-5", "claude-haiku-4-5"), hops("claude-haiku-4-5", "claude-opus-5")
     assert (after[0] - before[0], after[1] - before[1]) == (1, 1)
     assert summary().log_fields()["fallback_from"] is None  # no fallback, no hop
+
+
+def test_the_log_line_names_the_end_user_when_the_gateway_did() -> None:
+    assert summary().log_fields()["end_user_id"] is None
+    named = ChatSummary(model="claude-sonnet-5-5", stream=False, end_user_id="u-42")
+    assert named.log_fields()["end_user_id"] == "u-42"

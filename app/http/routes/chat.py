@@ -4,7 +4,7 @@ import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
 from app.chat.params import ChatParams
-from app.http.deps import OpenStreamsDep, SettingsDep, UpstreamDep, require_json
+from app.http.deps import EndUserIdDep, OpenStreamsDep, SettingsDep, UpstreamDep, require_json
 from app.http.errors import ERROR_RESPONSES
 from app.http.middleware.request_log import add_to_request_summary
 from app.http.schemas.chat import ChatRequest, ChatResponse
@@ -42,11 +42,12 @@ async def chat(
     upstream: UpstreamDep,
     settings: SettingsDep,
     streams: OpenStreamsDep,
+    end_user_id: EndUserIdDep,
 ) -> Response:
     """Send the whole conversation; get the next assistant message, as one JSON body or streamed."""
     messages = [{"role": message.role, "content": message.content} for message in request.messages]
-    params = ChatParams.with_defaults(settings, messages, request)
-    summary = ChatSummary(model=params.model.name, stream=request.stream)
+    params = ChatParams.with_defaults(settings, messages, request, end_user_id)
+    summary = ChatSummary(model=params.model.name, stream=request.stream, end_user_id=params.end_user_id)
     add_to_request_summary(summary)
     if request.stream:
         answer = upstream.answer(params, summary)

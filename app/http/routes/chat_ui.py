@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 
 from app.chat.params import ChatParams
-from app.http.deps import OpenStreamsDep, SettingsDep, UpstreamDep, require_json
+from app.http.deps import EndUserIdDep, OpenStreamsDep, SettingsDep, UpstreamDep, require_json
 from app.http.errors import ERROR_RESPONSES
 from app.http.middleware.request_log import add_to_request_summary
 from app.http.schemas.chat_ui import ChatUIRequest
@@ -49,6 +49,7 @@ async def chat_ui(
     upstream: UpstreamDep,
     settings: SettingsDep,
     streams: OpenStreamsDep,
+    end_user_id: EndUserIdDep,
 ) -> EventStreamResponse:
     """What `DefaultChatTransport` sends (`{id, messages, trigger, messageId}` plus `/chat`'s options
     from its `body`); the next assistant message as the UI message stream `useChat` reads."""
@@ -65,8 +66,8 @@ async def chat_ui(
                 }
             ]
         )
-    params = ChatParams.with_defaults(settings, messages, request)
-    summary = ChatSummary(model=params.model.name, stream=True)
+    params = ChatParams.with_defaults(settings, messages, request, end_user_id)
+    summary = ChatSummary(model=params.model.name, stream=True, end_user_id=params.end_user_id)
     add_to_request_summary(summary)
     answer = upstream.answer(params, summary)
     return await stream_response(connection, answer, summary, streams, UIMessageStreamEncoder())
