@@ -138,6 +138,18 @@ def test_a_stream_continues_the_callers_trace_with_one_client_span_per_attempt(
     assert no_text_in(spans, PROMPT, "".join(ANSWER), "Skerryvore")
 
 
+def test_probes_and_scrapes_are_not_traced(traced: ServiceProcess, otlp_receiver: OtlpReceiver) -> None:
+    probes = {path: new_traceparent() for path in ("/healthz", "/readyz", "/metrics")}
+    for path, (_, _, traceparent) in probes.items():
+        assert httpx.get(f"{traced.url}{path}", headers={"traceparent": traceparent}).status_code == 200
+    trace_id, _, traceparent = new_traceparent()  # and a request after them, which is traced
+    assert httpx.get(f"{traced.url}/openapi.json", headers={"traceparent": traceparent}).status_code == 200
+
+    spans_of(otlp_receiver, trace_id, 1)
+    probed = {probe_trace for probe_trace, _, _ in probes.values()}
+    assert not [span for span in otlp_receiver.spans if span.trace_id in probed]
+
+
 def test_a_json_answer_is_described_with_the_genai_conventions(
     traced: ServiceProcess, fake: FakeAnthropic, otlp_receiver: OtlpReceiver
 ) -> None:

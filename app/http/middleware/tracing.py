@@ -13,6 +13,8 @@ from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, StatusCode, format_span_id, format_trace_id
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.http.middleware.request_log import PROBE_PATHS
+
 _KNOWN_METHODS: Final = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"}
 )
@@ -43,7 +45,8 @@ class ServerSpanMiddleware:
         self.tracer = tracer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        # Probes and scrapes, every few seconds, would bury the requests' traces (and cost).
+        if scope["type"] != "http" or scope["path"] in PROBE_PATHS:
             await self.app(scope, receive, send)
             return
         method = scope["method"] if scope["method"] in _KNOWN_METHODS else "_OTHER"
