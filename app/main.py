@@ -5,6 +5,7 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
+from typing import TYPE_CHECKING
 
 import structlog
 from fastapi import FastAPI
@@ -24,12 +25,14 @@ from app.http.routes import chat, chat_ui, health, metrics
 from app.http.routes.demo import install_demo_page
 from app.observability.log import configure_logging
 from app.observability.metrics import record_request, set_build_info
-from app.observability.tracing import Tracing
 from app.streaming.response import OpenStreams
 from app.streaming.shutdown import Draining
 from app.upstream.client import anthropic_client
 from app.upstream.model_check import check_configured_model
 from app.upstream.stream import Upstream
+
+if TYPE_CHECKING:
+    from app.observability.tracing import Tracing
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +48,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nonlocal tracing
         if (traces_url := settings.otlp_traces_url) is not None:
+            # Imported only when on: the SDK, its exporter and protobuf are 4 MB of a worker.
+            from app.observability.tracing import Tracing
+
             tracing = Tracing(traces_url, settings.otel_service_name, app.version)
         client = anthropic_client(settings)
         app.state.settings = settings
@@ -114,7 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def _tracer_of(tracing: Tracing | None) -> Tracer:
+def _tracer_of(tracing: "Tracing | None") -> Tracer:
     assert tracing is not None, "a request before the lifespan started"
     return tracing.tracer
 
