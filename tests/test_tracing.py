@@ -3,8 +3,11 @@ exporting OTLP/HTTP to a real receiver that decodes the protobuf payload."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +17,7 @@ import httpx
 import pytest
 
 from fake_anthropic import FakeAnthropic, Reply
-from tests.conftest import BASE_ENV, CURRENT_MODEL, ServiceProcess
+from tests.conftest import BASE_ENV, CURRENT_MODEL, ROOT, ServiceProcess
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 from tests.service_client import chat_body, read_stream
 
@@ -239,6 +242,32 @@ def test_spans_say_which_worker_sent_them_and_both_workers_export(
     # Without a caller's traceparent, each request starts a trace of its own.
     assert all(span.parent_span_id == "" for span in servers)
     assert len({span.trace_id for span in servers}) == len(servers)
+
+
+# A stdlib logger's line (the SDK's, a warning's) written during a request, through the
+# service's logging set-up, with the ids the server span's middleware binds.
+_STDLIB_LINE_IN_A_REQUEST = """
+import logging, structlog
+from app.observability.log import configure_logging
+
+configure_logging("INFO", "json")
+structlog.contextvars.bind_contextvars(request_id="req-1", trace_id="ab" * 16, span_id="cd" * 8)
+logging.getLogger("anthropic").warning("a line of the SDK's")
+"""
+
+
+def test_stdlib_lines_written_during_a_request_carry_its_trace() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _STDLIB_LINE_IN_A_REQUEST],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    line = json.loads(result.stdout)
+    assert line["event"] == "a line of the SDK's"
+    assert (line["request_id"], line["trace_id"], line["span_id"]) == ("req-1", "ab" * 16, "cd" * 8)
 
 
 def test_with_no_collector_configured_nothing_is_traced_or_exported(
