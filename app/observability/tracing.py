@@ -1,7 +1,8 @@
 """Traces: one OTLP/HTTP pipeline per worker, on only where a collector is configured.
 
-Made in the lifespan, which gunicorn runs in each worker after the fork: a pipeline made in the
-master would have its export thread left behind by the fork. The provider is not made global:
+Made in the lifespan, which gunicorn runs in each worker after the fork, so that each worker has
+its own export thread and its own pid in the spans' resource (one made in the master would carry
+the master's pid into every worker). The provider is not made global:
 the service hands its tracer to the two places that make spans (the server span's middleware and
 the upstream attempts), so that nothing else (FastAPI's own telemetry, the SDK's spans, a library)
 switches itself on because a global provider appeared.
