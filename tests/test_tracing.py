@@ -18,7 +18,7 @@ import pytest
 
 from fake_anthropic import FakeAnthropic, Reply
 from tests.conftest import BASE_ENV, CURRENT_MODEL, ROOT, ServiceProcess
-from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
+from tests.otlp_receiver import OtlpReceiver, ReceivedSpan, span_tree
 from tests.service_client import chat_body, read_stream
 
 PROMPT = "Tell me about the lighthouse keeper"
@@ -89,6 +89,7 @@ def test_a_stream_continues_the_callers_trace_with_one_client_span_per_attempt(
 
     assert stream.done
     spans = spans_of(otlp_receiver, trace_id, 3)
+    print(span_tree(spans))  # the trace as a collector received it: `pytest -s` shows it
     [server] = [span for span in spans if span.kind == "server"]
     failed, answered = sorted(
         (span for span in spans if span.kind == "client"), key=lambda span: span.start_ns
