@@ -116,6 +116,11 @@ class Settings(BaseSettings):
         min_length=1,
         validation_alias=AliasChoices("OTEL_SERVICE_NAME", "otel_service_name"),
     )
+    otel_sdk_disabled: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("OTEL_SDK_DISABLED", "otel_sdk_disabled"),
+        description="OpenTelemetry's off switch: true, traces are off whatever the endpoint.",
+    )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
@@ -153,6 +158,9 @@ class Settings(BaseSettings):
     @property
     def otlp_traces_url(self) -> str | None:
         """Where spans are sent, as OpenTelemetry resolves the two variables; None: traces are off."""
+        if self.otel_sdk_disabled:
+            # The SDK would hand out no-op tracers: no middleware, rather than spans of zeros.
+            return None
         if self.otel_exporter_otlp_traces_endpoint:
             return self.otel_exporter_otlp_traces_endpoint
         if self.otel_exporter_otlp_endpoint:

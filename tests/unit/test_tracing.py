@@ -50,6 +50,11 @@ def test_the_standard_variables_are_read(
     assert settings.otel_service_name == "chat-eu"
 
 
+def test_opentelemetrys_off_switch_wins_over_an_endpoint(make_settings: SettingsFactory) -> None:
+    settings = make_settings(otel_exporter_otlp_endpoint="http://collector:4318", otel_sdk_disabled="true")
+    assert settings.otlp_traces_url is None
+
+
 def test_an_endpoint_that_is_not_http_is_refused(make_settings: SettingsFactory) -> None:
     with pytest.raises(ValidationError, match="not an http:// or https:// URL"):
         make_settings(otel_exporter_otlp_endpoint="collector:4317")
