@@ -111,6 +111,30 @@ class Settings(BaseSettings):
         description="prometheus-client's own variable: set (gunicorn), /metrics sums every worker.",
     )
 
+    # OpenTelemetry's own variables, so that a deployment's standard set-up switches traces on.
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "otel_exporter_otlp_endpoint"),
+        description="OTLP/HTTP collector base URL (traces go to its /v1/traces): set, traces are on.",
+    )
+    otel_exporter_otlp_traces_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "otel_exporter_otlp_traces_endpoint"
+        ),
+        description="The full URL for traces, in place of the base URL's /v1/traces: set, traces are on.",
+    )
+    otel_service_name: str = Field(
+        default="chat-service",
+        min_length=1,
+        validation_alias=AliasChoices("OTEL_SERVICE_NAME", "otel_service_name"),
+    )
+    otel_sdk_disabled: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("OTEL_SDK_DISABLED", "otel_sdk_disabled"),
+        description="OpenTelemetry's off switch: true, traces are off whatever the endpoint.",
+    )
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
     cors_origins: CommaList = Field(default_factory=list)
@@ -131,7 +155,15 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
-    @field_validator("thinking", "effort", "system_prompt", "anthropic_base_url", mode="before")
+    @field_validator(
+        "thinking",
+        "effort",
+        "system_prompt",
+        "anthropic_base_url",
+        "otel_exporter_otlp_endpoint",
+        "otel_exporter_otlp_traces_endpoint",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # Compose passes `${CHAT_EFFORT:-}` as an empty string when the variable is not set.
@@ -142,10 +174,24 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
+    @property
+    def otlp_traces_url(self) -> str | None:
+        """Where spans are sent, as OpenTelemetry resolves the two variables; None: traces are off."""
+        if self.otel_sdk_disabled:
+            # The SDK would hand out no-op tracers: no middleware, rather than spans of zeros.
+            return None
+        if self.otel_exporter_otlp_traces_endpoint:
+            return self.otel_exporter_otlp_traces_endpoint
+        if self.otel_exporter_otlp_endpoint:
+            return f"{self.otel_exporter_otlp_endpoint.rstrip('/')}/v1/traces"
+        return None
+
     @model_validator(mode="after")
     def _defaults_within_limits(self) -> "Settings":
         if self.max_tokens_default > self.max_tokens_ceiling:
             raise ValueError("CHAT_MAX_TOKENS_DEFAULT must not exceed CHAT_MAX_TOKENS_CEILING")
+        if (url := self.otlp_traces_url) is not None and not url.startswith(("http://", "https://")):
+            raise ValueError(f"the OTLP traces endpoint {url!r} is not an http:// or https:// URL")
         if self.allowed_models and self.model not in self.allowed_models:
             raise ValueError(f"{MODEL_SETTING}={self.model!r} is not in CHAT_ALLOWED_MODELS")
         return self

@@ -5,10 +5,12 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
+from typing import TYPE_CHECKING
 
 import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from opentelemetry.trace import Tracer
 from pydantic import ValidationError
 
 from app.config import Settings, get_settings
@@ -17,6 +19,7 @@ from app.http.middleware.body_limit import BodySizeLimitMiddleware
 from app.http.middleware.drain import CloseWhenDrainingMiddleware
 from app.http.middleware.internal_errors import InternalErrorMiddleware
 from app.http.middleware.request_log import RequestLogMiddleware
+from app.http.middleware.tracing import ServerSpanMiddleware
 from app.http.openapi import document_configured_limits
 from app.http.routes import chat, chat_ui, health, metrics
 from app.http.routes.demo import install_demo_page
@@ -28,6 +31,9 @@ from app.upstream.client import anthropic_client
 from app.upstream.model_check import watch_models
 from app.upstream.stream import Upstream
 
+if TYPE_CHECKING:
+    from app.observability.tracing import Tracing
+
 log = structlog.get_logger(__name__)
 
 
@@ -36,12 +42,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings = settings_or_exit()
     configure_logging(settings.log_level, settings.log_format, settings.anthropic_api_key.get_secret_value())
     draining = Draining(settings.shutdown_grace, settings.drain_pause)
+    tracing: Tracing | None = None  # made per worker, in the lifespan; None: traces are off
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        nonlocal tracing
+        if (traces_url := settings.otlp_traces_url) is not None:
+            # Imported only when on: the SDK, its exporter and protobuf are 4 MB of a worker.
+            from app.observability.tracing import Tracing
+
+            tracing = Tracing(traces_url, settings.otel_service_name, app.version)
         client = anthropic_client(settings)
         app.state.settings = settings
-        app.state.upstream = Upstream(client, settings)
+        app.state.upstream = Upstream(client, settings, tracing.tracer if tracing else None)
         draining.watch_signals()
         app.state.draining = draining
         app.state.open_streams = OpenStreams(settings.ping_interval, draining)
@@ -65,6 +78,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await asyncio.wait([model_check])  # ended, whether by this or by a failure of its own
             await app.state.open_streams.aclose()
             await client.close()
+            if tracing is not None:
+                # Blocks the loop for at most a few seconds, once nothing is left to serve.
+                tracing.shutdown()
             log.info("stopped")
 
     app = FastAPI(
@@ -72,6 +88,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Real-time access to Claude for the web frontend.",
         version="0.1.0",
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry would switch itself on whenever a global tracer provider
+        # appears (and, with FASTAPI_OTEL_AUTO_CONFIGURE, export to the same OTEL_* endpoint):
+        # a second server span per request, plus spans per dependency and serialisation, whose
+        # "endpoint" span ends when a stream's response object is returned, before the stream.
+        # The service's own span (app/http/middleware/tracing.py) is the one server span.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
     )
     app.include_router(chat.router)
     app.include_router(chat_ui.router)
@@ -94,8 +116,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["X-Request-ID"],
         )
     app.add_middleware(CloseWhenDrainingMiddleware, draining=draining)
+    if settings.otlp_traces_url is not None:
+        # Inside the request log (which clears the log context first), around everything else.
+        app.add_middleware(ServerSpanMiddleware, tracer=lambda: _tracer_of(tracing))
     app.add_middleware(RequestLogMiddleware, on_summary=record_request)
     return app
+
+
+def _tracer_of(tracing: "Tracing | None") -> Tracer:
+    assert tracing is not None, "a request before the lifespan started"
+    return tracing.tracer
 
 
 def settings_or_exit() -> Settings:

@@ -2,6 +2,7 @@
 
     uv run --group bench python -m bench.run            # full run: docs/benchmarks.md, its plot
     uv run --group bench python -m bench.run --smoke    # a few requests per scenario, checks only
+    uv run --group bench python -m bench.run --only B50,C --traced   # and the service with traces on
 
 Layout (2 cores): each relay is ONE uvicorn worker (uvloop, httptools) started with
 `taskset -c 0`; this process is pinned to core 1 and runs, on one uvloop event loop, both the load
@@ -402,11 +403,13 @@ def _quiet_cancellations(loop: asyncio.AbstractEventLoop, context: dict[str, Any
         loop.default_exception_handler(context)
 
 
-async def run(scenarios: list[Scenario], logs: Path) -> dict[str, Any]:
+async def run(scenarios: list[Scenario], logs: Path, traced: bool = False) -> dict[str, Any]:
+    """`traced`: a second service, its traces exported to an OTLP receiver in this process."""
     asyncio.get_running_loop().set_exception_handler(_quiet_cancellations)
     fake = FakeAnthropic("127.0.0.1", 0, record=0)
     server = await fake.serve()
     relays = Relays(logs)
+    receiver = None
     try:
         env = {
             "ANTHROPIC_API_KEY": "bench-key",
@@ -422,6 +425,14 @@ async def run(scenarios: list[Scenario], logs: Path) -> dict[str, Any]:
             (Target("reference", reference_port, RELAY), reference_pid),
             (Target("service", service_port, RELAY), service_pid),
         ]
+        if traced:
+            from tests.otlp_receiver import OtlpReceiver
+
+            receiver = OtlpReceiver().start()  # decodes what it receives, on the load's core
+            traced_port = free_port()
+            traced_env = {**env, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint}
+            traced_pid = await relays.start("traced", "app.main:app", traced_port, traced_env)
+            targets.append((Target("traced", traced_port, RELAY), traced_pid))
         problems: list[str] = []
         set_reply(fake, WARMUP)
         for target, _ in targets:
@@ -460,6 +471,9 @@ async def run(scenarios: list[Scenario], logs: Path) -> dict[str, Any]:
         await relays.stop()  # first, so that the relays' pooled connections to the fake close
         server.close()
         await asyncio.sleep(0.1)
+        if receiver is not None:
+            print(f"traced: the receiver decoded {len(receiver.spans):,} spans", flush=True)
+            receiver.stop()
 
 
 def _non_streaming(scenario: Scenario) -> Scenario:
@@ -532,7 +546,15 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         help="comma-separated scenario names (e.g. B50,C,D): print their figures, write no docs",
     )
+    parser.add_argument(
+        "--traced",
+        action="store_true",
+        help="also run the service with traces on (OTLP to a receiver here), as target `traced`; "
+        "with --only or --smoke",
+    )
     args = parser.parse_args(argv)
+    if args.traced and not (args.only or args.smoke):
+        parser.error("--traced goes with --only or --smoke (the report knows three targets)")
 
     if len(_CORES) < 2:
         print("bench: needs 2 cores (relay on core 0, load generator and fake on core 1)", file=sys.stderr)
@@ -556,7 +578,7 @@ def main(argv: list[str] | None = None) -> int:
 
     async def bounded() -> dict[str, Any]:
         async with asyncio.timeout(limit):
-            return await run(scenarios, logs)
+            return await run(scenarios, logs, args.traced)
 
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from fake_anthropic import FakeAnthropic, free_port
+from tests.otlp_receiver import OtlpReceiver
 from tests.service_client import LogReader
 
 # Ryuk, testcontainers' reaper, is an image that cannot be pulled here; the fixtures below remove
@@ -80,26 +81,33 @@ def wait_until_healthy(url: str, is_running: Callable[[], bool], log: LogReader,
 
 
 class ServiceProcess:
-    """`uvicorn app.main:app` in a subprocess."""
+    """`uvicorn app.main:app` in a subprocess, or gunicorn with `workers` uvicorn workers as the
+    image runs it (gunicorn.conf.py)."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, app: str = "app.main:app") -> None:
+    def __init__(
+        self, env: dict[str, str], log_path: Path, app: str = "app.main:app", *, workers: int | None = None
+    ) -> None:
         """`app`: an ASGI app, or `module:function()` for an app factory (tests may bring their own)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = LogReader(lambda: log_path.read_text(encoding="utf-8", errors="replace"))
-        clean = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CHAT_"))}
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CHAT_", "OTEL_"))}
         self._log_file = log_path.open("wb")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
+        if workers is None:
+            command = [
                 "uvicorn",
                 *(["--factory", app.removesuffix("()")] if app.endswith("()") else [app]),
                 "--host",
                 "127.0.0.1",
                 "--port",
                 str(self.port),
-            ],
+            ]
+        else:
+            env = {**env, "WEB_CONCURRENCY": str(workers), "PORT": str(self.port)}
+            # The command line's bind wins over the config file's 0.0.0.0: loopback only.
+            command = ["gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "-b", f"127.0.0.1:{self.port}", app]
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", *command],
             env={**clean, "PYTHONPATH": str(ROOT), **env},
             cwd=log_path.parent,  # away from any developer's .env
             stdout=self._log_file,
@@ -185,6 +193,14 @@ def fake() -> Iterator[FakeAnthropic]:
 @pytest.fixture(autouse=True)
 def _fresh_fake(fake: FakeAnthropic) -> None:
     fake.reset()
+
+
+@pytest.fixture(scope="session")
+def otlp_receiver() -> Iterator[OtlpReceiver]:
+    """A collector's OTLP/HTTP trace endpoint on 127.0.0.1: what the service exported, decoded."""
+    receiver = OtlpReceiver().start()
+    yield receiver
+    receiver.stop()
 
 
 @pytest.fixture(scope="session")

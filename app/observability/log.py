@@ -77,7 +77,14 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", secret: str = "") 
     ]
 
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name, timestamper],
+        # The request's context (request id, trace and span ids) on stdlib lines too: the SDK's,
+        # a warning's, uvicorn's error lines written while serving a request.
+        foreign_pre_chain=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            timestamper,
+        ],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail],
     )
     handler = logging.StreamHandler(sys.stdout)

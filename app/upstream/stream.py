@@ -8,12 +8,13 @@ Anthropic sends only pings, is never cut.
 """
 
 from collections.abc import AsyncGenerator, Sequence
-from contextlib import aclosing
-from typing import Any
+from contextlib import aclosing, nullcontext
+from typing import Any, Final
 
 import anthropic
 import httpx2
 import structlog
+from opentelemetry.trace import Tracer
 
 from app.chat.answer import AnswerEvent, Completion, End, Handover, Pieces, Start
 from app.chat.errors import ErrorKind, UpstreamError
@@ -25,17 +26,24 @@ from app.upstream.events import EventReader
 from app.upstream.request import request_body
 from app.upstream.retry import retrying
 from app.upstream.sdk_errors import from_sdk_error, from_transport_error
+from app.upstream.spans import AttemptSpan
 from app.upstream.sse import SseDecoder
 
 log = structlog.get_logger(__name__)
+
+_UNTRACED: Final = nullcontext(None)
 
 
 class Upstream:
     """Anthropic's Messages API as the service asks it: one per process, around the one client."""
 
-    def __init__(self, client: anthropic.AsyncAnthropic, settings: Settings) -> None:
+    def __init__(
+        self, client: anthropic.AsyncAnthropic, settings: Settings, tracer: Tracer | None = None
+    ) -> None:
+        """`tracer`: each attempt gets a client span (None: traces are off, and cost nothing)."""
         self.client = client
         self._settings = settings
+        self._tracer = tracer
 
     async def answer(
         self, params: ChatParams, summary: ChatSummary, *, restartable: bool = False
@@ -63,18 +71,21 @@ class Upstream:
                 async for attempt in retrying(
                     self._settings, on_retry=summary.count_retry, may_retry=may_retry
                 ):
-                    with attempt:
-                        async with aclosing(
-                            self._attempt({**body, "model": model.name}, model, params, summary)
-                        ) as events:
+                    asked = {**body, "model": model.name}
+                    tracing = _UNTRACED if self._tracer is None else AttemptSpan(self._tracer, asked)
+                    with attempt, tracing as span:
+                        async with aclosing(self._attempt(asked, model, params, summary, span)) as events:
                             async for event in events:
                                 if type(event) is list:
-                                    if not shown:
-                                        shown = any(piece.text for piece in event)
+                                    if not shown and any(piece.text for piece in event):
+                                        shown = True
+                                        if span is not None:
+                                            span.first_token()
                                 elif type(event) is Start:
                                     if started and not restartable:
                                         continue  # the reader has its start; this attempt goes on from it
-                                    started = True
+                                    # A first start, or a restartable reader's new one: nothing shown of it.
+                                    started, shown = True, False
                                 yield event
                 return
             except UpstreamError as error:
@@ -116,12 +127,19 @@ class Upstream:
         return Completion.of(start, pieces, end, summarized=params.summarized)
 
     async def _attempt(
-        self, body: dict[str, Any], model: ModelChoice, params: ChatParams, summary: ChatSummary
+        self,
+        body: dict[str, Any],
+        model: ModelChoice,
+        params: ChatParams,
+        summary: ChatSummary,
+        span: AttemptSpan | None,
     ) -> AsyncGenerator[AnswerEvent, None]:
         """One call to Anthropic, read to the end of its body: past `message_stop`, so that the
         connection goes back to the pool instead of being closed with unread bytes."""
         announced = False
         held: Pieces = []  # anything before `message_start`, which Anthropic sends first
+        if span is not None:  # `traceparent` naming this attempt's span, beside any beta header
+            body = {**body, "extra_headers": {**body.get("extra_headers", {}), **span.headers}}
         try:
             async with self.client.messages.with_streaming_response.create(**body) as response:
                 summary.upstream_request_id = response.request_id
@@ -137,6 +155,8 @@ class Upstream:
                         held += pieces
                     elif not announced:
                         announced = True
+                        if span is not None:
+                            span.started(reader.id, reader.model, response.request_id)
                         yield Start(reader.id, reader.model)
                         if pieces := held + pieces:
                             yield pieces
@@ -145,6 +165,8 @@ class Upstream:
                     for event in handed_over:
                         if type(event) is Handover:
                             summary.note_fallback(event.to_model)
+                            if span is not None:
+                                span.handed_over(event.to_model)
                         yield event
                     if error is not None:
                         raise error
@@ -156,6 +178,8 @@ class Upstream:
             raise ended_early()
         summary.usage = reader.usage
         summary.stop_reason = reader.stop_reason
+        if span is not None:
+            span.answered(reader.stop_reason, reader.usage)
         yield End(reader.stop_reason, reader.usage, reader.stop_details)
 
 

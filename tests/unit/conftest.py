@@ -18,9 +18,9 @@ def _fresh_fake() -> None:
 
 @pytest.fixture(autouse=True)
 def _no_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A developer's CHAT_* or ANTHROPIC_* variables must not change what these tests see."""
+    """A developer's CHAT_*, ANTHROPIC_* or OTEL_* variables must not change what these tests see."""
     for name in list(os.environ):
-        if name.startswith(("CHAT_", "ANTHROPIC_")) or name == "PROMETHEUS_MULTIPROC_DIR":
+        if name.startswith(("CHAT_", "ANTHROPIC_", "OTEL_")) or name == "PROMETHEUS_MULTIPROC_DIR":
             monkeypatch.delenv(name)
 
 

@@ -14,7 +14,7 @@ REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 # Probes and scrapes, every few seconds: a summary line each would drown the requests' lines.
-_UNLOGGED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 log = structlog.get_logger("app.request")
 
@@ -71,7 +71,7 @@ class RequestLogMiddleware:
             fields: MutableMapping[str, Any] = {}
             for source in sources:
                 fields.update(source.log_fields())
-            if scope["path"] not in _UNLOGGED_PATHS:
+            if scope["path"] not in PROBE_PATHS:
                 log.info(
                     "request",
                     method=scope["method"],
