@@ -352,3 +352,44 @@ def test_a_collector_that_never_answers_does_not_hold_a_stopping_worker(
     assert stopped_in < 6, stopped_in
     events = [line["event"] for line in service.log.lines()]
     assert events.index("trace_flush_timed_out") < events.index("stopped")  # the lifespan ran to its end
+
+
+def test_fallbacks_are_attempt_spans_named_by_their_model_and_the_beta_header_keeps_its_place(
+    fake: FakeAnthropic, otlp_receiver: OtlpReceiver, tmp_path: Path
+) -> None:
+    fallback = "claude-haiku-4-5"
+    service = start(
+        {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint,
+            **TRACED_ENV,
+            "CHAT_FALLBACK_MODELS": fallback,
+            "CHAT_REFUSAL_FALLBACK": "default",
+        },
+        fake,
+        tmp_path,
+        workers=None,
+    )
+    try:
+        fake.overloaded_models.add(CURRENT_MODEL)
+        fake.enqueue(Reply.text(ANSWER))
+        trace_id, _, traceparent = new_traceparent()
+
+        response = httpx.post(
+            f"{service.url}/chat", json=chat_body(PROMPT), headers={"traceparent": traceparent}, timeout=15
+        )
+
+        assert (response.status_code, response.json()["model"]) == (200, fallback)
+        attempts = [span for span in spans_of(otlp_receiver, trace_id, 5) if span.kind == "client"]
+        assert [(span.name, span.attributes.get("error.type")) for span in attempts] == [
+            (f"chat {CURRENT_MODEL}", "overloaded_error"),
+            (f"chat {CURRENT_MODEL}", "overloaded_error"),
+            (f"chat {CURRENT_MODEL}", "overloaded_error"),
+            (f"chat {fallback}", None),
+        ]
+        assert attempts[-1].attributes["gen_ai.response.model"] == fallback
+        # Each call carried both its own traceparent and the server-side fallback's beta header.
+        for received, span in zip(fake.received, attempts, strict=True):
+            assert received.headers["traceparent"] == f"00-{trace_id}-{span.span_id}-01"
+            assert "server-side-fallback-2026-07-01" in received.headers["anthropic-beta"]
+    finally:
+        service.stop()
