@@ -28,6 +28,7 @@ from app.observability.metrics import MODEL_RETIREMENTS, record_request, set_bui
 from app.streaming.response import OpenStreams
 from app.streaming.shutdown import Draining
 from app.upstream.client import anthropic_client
+from app.upstream.model_catalog import ModelCatalog
 from app.upstream.model_check import watch_models
 from app.upstream.stream import Upstream
 
@@ -54,7 +55,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tracing = Tracing(traces_url, settings.otel_service_name, app.version)
         client = anthropic_client(settings)
         app.state.settings = settings
-        app.state.upstream = Upstream(client, settings, tracing.tracer if tracing else None)
+        wait_at_most = min(settings.connect_timeout, 5.0)
+        catalog = ModelCatalog(client, wait_at_most)
+        app.state.upstream = Upstream(client, settings, tracing.tracer if tracing else None, catalog)
         draining.watch_signals()
         app.state.draining = draining
         app.state.open_streams = OpenStreams(settings.ping_interval, draining)
@@ -67,15 +70,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.info("started", model=settings.model, base_url=str(client.base_url))
         # In the background: start-up (and the health check) does not wait for Anthropic.
         model_check = asyncio.ensure_future(
-            watch_models(
-                client, settings, MODEL_RETIREMENTS.update, wait_at_most=min(settings.connect_timeout, 5.0)
-            )
+            watch_models(client, settings, MODEL_RETIREMENTS.update, wait_at_most, catalog)
         )
         try:
             yield
         finally:
             model_check.cancel()
             await asyncio.wait([model_check])  # ended, whether by this or by a failure of its own
+            await catalog.aclose()
             await app.state.open_streams.aclose()
             await client.close()
             if tracing is not None:

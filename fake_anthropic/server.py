@@ -49,6 +49,8 @@ DEMO_THINKING = ("The user says hi. ", "A short, friendly greeting ", "is the ri
 RETIRED_MODELS = frozenset(
     {"claude-3-5-sonnet-latest", "claude-3-5-sonnet-20241022", "claude-3-5-sonnet-20240620"}
 )
+# Today's Sonnet's context window, for a model the test did not give one.
+DEFAULT_CONTEXT_WINDOW = 200_000
 # The fake's own choice of default fallbacks; Anthropic's are its own and may change.
 REFUSAL_FALLBACKS = {"claude-sonnet-5-5": "claude-sonnet-4-5"}
 SERVER_SIDE_FALLBACK_BETA = "server-side-fallback-2026-07-01"
@@ -235,6 +237,9 @@ class FakeAnthropic:
         # Models that answer every Messages call with 529 overloaded_error, as Anthropic does
         # when a model has no capacity; scripted replies are kept for the other models.
         self.overloaded_models: set[str] = set()
+        # The Models API's max_input_tokens per model, and the models that cannot compact.
+        self.context_windows: dict[str, int] = {}
+        self.models_without_compaction: set[str] = set()
         # Each model's server-defined default fallback (`"fallbacks": "default"`); a model not
         # listed has none, so that a refusal stays a refusal, as Anthropic documents.
         self.refusal_fallbacks: dict[str, str] = dict(REFUSAL_FALLBACKS)
@@ -247,6 +252,8 @@ class FakeAnthropic:
     def reset(self) -> None:
         self._script.clear()
         self.overloaded_models.clear()
+        self.context_windows.clear()
+        self.models_without_compaction.clear()
         self.refusal_fallbacks = dict(REFUSAL_FALLBACKS)
         self.received.clear()
         self.prompt_cache.clear()
@@ -745,9 +752,37 @@ class FakeAnthropic:
             "lifecycle": lifecycle,
             "deprecated_at": None if lifecycle == "active" else "2026-06-01T00:00:00Z",
             "retires_at": retires_at,
+            "max_input_tokens": self.context_windows.get(model, DEFAULT_CONTEXT_WINDOW),
+            "max_tokens": 64000,
+            "capabilities": _capabilities(compaction=model not in self.models_without_compaction),
         }
         self._send(writer, 200, "application/json", json.dumps(info).encode(), request_id)
         return True
+
+
+def _capabilities(*, compaction: bool) -> dict[str, Any]:
+    """The Models API's `capabilities`, as today's models report them."""
+
+    def support(supported: bool = True) -> dict[str, bool]:
+        return {"supported": supported}
+
+    return {
+        "batch": support(),
+        "citations": support(),
+        "code_execution": support(),
+        "context_management": {
+            "supported": True,
+            "clear_thinking_20251015": support(),
+            "clear_tool_uses_20250919": support(),
+            "compact_20260112": support(compaction),
+        },
+        "effort": {"supported": True, **{level: support() for level in ("low", "medium", "high", "max")}},
+        "image_input": support(),
+        "pdf_input": support(),
+        "server_tools": support(),
+        "structured_outputs": support(),
+        "thinking": {"supported": True, "types": {"adaptive": support(), "enabled": support(False)}},
+    }
 
 
 def _thinking_blocks(reply: Reply, body: dict[str, Any]) -> list[dict[str, Any]]:

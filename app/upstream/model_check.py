@@ -14,6 +14,7 @@ import anthropic
 import structlog
 
 from app.config import FALLBACK_SETTING, MODEL_SETTING, Settings
+from app.upstream.model_catalog import ModelCatalog
 
 log = structlog.get_logger(__name__)
 
@@ -29,13 +30,18 @@ def models_to_check(settings: Settings) -> list[tuple[str, str]]:
 
 
 async def watch_models(
-    client: anthropic.AsyncAnthropic, settings: Settings, on_retirement: OnRetirement, wait_at_most: float
+    client: anthropic.AsyncAnthropic,
+    settings: Settings,
+    on_retirement: OnRetirement,
+    wait_at_most: float,
+    catalog: ModelCatalog | None = None,
 ) -> None:
-    """Runs until cancelled: every model checked now, then every `model_check_interval` seconds."""
+    """Runs until cancelled: every model checked now, then every `model_check_interval` seconds.
+    What Anthropic says of each also fills the catalog (its context window, its capabilities)."""
     models = models_to_check(settings)
     while True:
         for model, setting in models:
-            await check_model(client, model, setting, on_retirement, wait_at_most)
+            await check_model(client, model, setting, on_retirement, wait_at_most, catalog)
         await asyncio.sleep(settings.model_check_interval)
 
 
@@ -45,6 +51,7 @@ async def check_model(
     setting: str,
     on_retirement: OnRetirement,
     wait_at_most: float,
+    catalog: ModelCatalog | None = None,
 ) -> None:
     try:
         info = await client.models.retrieve(model, timeout=wait_at_most)
@@ -70,6 +77,8 @@ async def check_model(
         )
     else:
         on_retirement(model, info.retires_at)
+        if catalog is not None:
+            catalog.remember(model, info)
         retires_at = info.retires_at.isoformat() if info.retires_at else None
         if info.lifecycle == "retired":
             log.error("configured_model_retired", model=model, setting=setting, retires_at=retires_at)

@@ -23,6 +23,7 @@ from app.config import Settings
 from app.observability.summary import ChatSummary
 from app.upstream.errors import ended_early
 from app.upstream.events import EventReader
+from app.upstream.model_catalog import ModelCatalog
 from app.upstream.request import request_body
 from app.upstream.retry import retrying
 from app.upstream.sdk_errors import from_sdk_error, from_transport_error
@@ -38,12 +39,18 @@ class Upstream:
     """Anthropic's Messages API as the service asks it: one per process, around the one client."""
 
     def __init__(
-        self, client: anthropic.AsyncAnthropic, settings: Settings, tracer: Tracer | None = None
+        self,
+        client: anthropic.AsyncAnthropic,
+        settings: Settings,
+        tracer: Tracer | None = None,
+        catalog: ModelCatalog | None = None,
     ) -> None:
-        """`tracer`: each attempt gets a client span (None: traces are off, and cost nothing)."""
+        """`tracer`: each attempt gets a client span (None: traces are off, and cost nothing).
+        `catalog`: what the Models API says of each model (None: nothing is looked up)."""
         self.client = client
         self._settings = settings
         self._tracer = tracer
+        self.catalog = catalog
 
     async def answer(
         self, params: ChatParams, summary: ChatSummary, *, restartable: bool = False
