@@ -21,7 +21,7 @@ from app.http.middleware.internal_errors import InternalErrorMiddleware
 from app.http.middleware.request_log import RequestLogMiddleware
 from app.http.middleware.tracing import ServerSpanMiddleware
 from app.http.openapi import document_configured_limits
-from app.http.routes import chat, chat_ui, health, metrics
+from app.http.routes import chat, chat_ui, count_tokens, health, metrics
 from app.http.routes.demo import install_demo_page
 from app.observability.log import configure_logging
 from app.observability.metrics import MODEL_RETIREMENTS, record_request, set_build_info
@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(chat.router)
     app.include_router(chat_ui.router)
+    app.include_router(count_tokens.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
     if settings.demo_page:

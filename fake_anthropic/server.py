@@ -412,6 +412,14 @@ class FakeAnthropic:
         if problem := _thinking_problem(body) or _metadata_problem(body):
             self._send_error(writer, 400, "invalid_request_error", problem, request_id)
             return True
+        if target.split("?")[0] == "/v1/messages/count_tokens":
+            return self._count_tokens(reply, body, writer, request_id)
+        window = self.context_windows.get(body.get("model", ""), DEFAULT_CONTEXT_WINDOW)
+        if (prompt := input_tokens(body)) > window:
+            # Anthropic's words, which the service reads its figures from.
+            message = f"prompt is too long: {prompt} tokens > {window} maximum"
+            self._send_error(writer, 400, "invalid_request_error", message, request_id)
+            return True
 
         if reply.drop:
             return False
@@ -468,6 +476,24 @@ class FakeAnthropic:
                 # The reader accepts the next request only once this read has let go of it.
                 with contextlib.suppress(asyncio.CancelledError):
                     await gone
+
+    def _count_tokens(
+        self, reply: Reply, body: dict[str, Any], writer: asyncio.StreamWriter, request_id: str
+    ) -> bool:
+        """The Token Counting API: the estimate the Messages API bills, or a scripted error."""
+        if reply.status != 200:
+            self._send_error(
+                writer,
+                reply.status,
+                reply.error_type or "api_error",
+                reply.error_message,
+                request_id,
+                reply.headers,
+            )
+        else:
+            counted = json.dumps({"input_tokens": input_tokens(body)}).encode()
+            self._send(writer, 200, "application/json", counted, request_id)
+        return True
 
     @staticmethod
     def _note_gone(received: Received, read: asyncio.Future[bytes]) -> None:
@@ -884,6 +910,9 @@ class PromptCache:
 
 
 def input_tokens(body: dict[str, Any]) -> int:
+    """The fake's estimate of a prompt's tokens: a word (whitespace-separated) of the system prompt
+    or of a message's content is a token. The one count: the Messages API's usage bills it, the
+    Token Counting API answers it, and a prompt over the model's window is refused by it."""
     words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", ()))
     return words + len(str(body.get("system", "")).split())
 

@@ -30,6 +30,8 @@ def test_json_answer_can_be_appended_to_the_history(client: httpx.Client, fake: 
             "cache_creation_input_tokens": 0,  # below the cache's minimum size
             "cache_read_input_tokens": 0,
         },
+        # The configured model's window is known from start-up (the model check asks for it).
+        "context": {"used": input_tokens(fake.received[-1].body) + len(TRICKY_TOKENS), "window": 200_000},
     }
     assert body["id"].startswith("msg_")
 
@@ -56,7 +58,8 @@ def test_stream_relays_every_token_byte_for_byte_and_ends_with_done(
         "cache_creation_input_tokens": 0,
         "cache_read_input_tokens": 0,
     }
-    assert end == {"type": "end", "stop_reason": "end_turn", "usage": usage}
+    context = {"used": usage["input_tokens"] + usage["output_tokens"], "window": 200_000}
+    assert end == {"type": "end", "stop_reason": "end_turn", "usage": usage, "context": context}
     assert all(event.json["type"] == event.name for event in stream.events[:-1])
     assert stream.done
 

@@ -87,6 +87,7 @@ def test_answer_is_the_ui_message_stream(client: httpx.Client, fake: FakeAnthrop
                 "stopReason": "end_turn",
                 "usage": usage,
                 "anthropicUsage": anthropic_usage,
+                "contextWindow": 200_000,  # the configured model's, known from start-up
             },
         },
         {"type": "finish", "finishReason": "stop"},

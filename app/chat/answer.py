@@ -64,12 +64,29 @@ class Start:
 
 
 @dataclass(frozen=True, slots=True)
+class ContextUse:
+    """How full the conversation is after this answer: what the next turn starts from."""
+
+    used: int  # this turn's prompt (uncached + cache read + cache write) plus its output
+    window: int | None  # the model's max_input_tokens; None until the Models API has said
+
+    @classmethod
+    def after(cls, usage: Usage, window: int | None) -> "ContextUse":
+        return cls(usage.prompt_tokens + usage.output_tokens, window)
+
+    def as_dict(self) -> dict[str, int | None]:
+        return {"used": self.used, "window": self.window}
+
+
+@dataclass(frozen=True, slots=True)
 class End:
     stop_reason: str | None
     usage: Usage
     # Anthropic's own account of a refusal (category, explanation, recommended_model), relayed
     # as it came; None for every other ending.
     stop_details: dict[str, Any] | None = None
+    # The meter, for the model that answered.
+    context: ContextUse | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +113,7 @@ class Completion:
     stop_reason: str | None
     usage: Usage
     stop_details: dict[str, Any] | None = None
+    context: ContextUse | None = None
 
     @classmethod
     def of(cls, start: Start, pieces: Pieces, end: End, *, summarized: bool) -> "Completion":
@@ -105,5 +123,12 @@ class Completion:
             "".join([piece.text for piece in pieces if type(piece) is Thinking]) if summarized else None
         )
         return cls(
-            start.message_id, start.model, text, thinking, end.stop_reason, end.usage, end.stop_details
+            start.message_id,
+            start.model,
+            text,
+            thinking,
+            end.stop_reason,
+            end.usage,
+            end.stop_details,
+            end.context,
         )

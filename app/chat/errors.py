@@ -10,6 +10,7 @@ class ErrorKind(StrEnum):
     MODEL_NOT_FOUND = "model_not_found"
     CONFIGURED_MODEL_NOT_FOUND = "configured_model_not_found"
     REQUEST_TOO_LARGE = "request_too_large"
+    CONTEXT_WINDOW_EXCEEDED = "context_window_exceeded"
     RATE_LIMITED = "rate_limit_error"
     OVERLOADED = "overloaded_error"
     UPSTREAM = "upstream_error"
@@ -29,6 +30,7 @@ class UpstreamError(Exception):
         retry_after: float | None = None,
         request_id: str | None = None,
         status: int | None = None,
+        details: dict[str, int | None] | None = None,
     ) -> None:
         super().__init__(message)
         self.kind = kind
@@ -37,6 +39,9 @@ class UpstreamError(Exception):
         self.retry_after = retry_after
         self.request_id = request_id
         self.status = status  # Anthropic's HTTP status, when the failure came with one
+        # Figures a client can act on, beside `type` and `message` in the error body
+        # (context_window_exceeded: input_tokens, context_window).
+        self.details = details
 
     @property
     def model_unavailable(self) -> bool:

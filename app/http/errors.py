@@ -24,6 +24,7 @@ STATUS_BY_KIND = {
     ErrorKind.MODEL_NOT_FOUND: 400,
     ErrorKind.CONFIGURED_MODEL_NOT_FOUND: 502,
     ErrorKind.REQUEST_TOO_LARGE: 413,
+    ErrorKind.CONTEXT_WINDOW_EXCEEDED: 400,
     ErrorKind.RATE_LIMITED: 429,
     ErrorKind.OVERLOADED: 503,
     ErrorKind.UPSTREAM: 502,
@@ -35,7 +36,8 @@ STATUS_BY_KIND = {
 # service's own refusals (400 unparsable body, 413 body limit, 415, 500).
 MEANING_OF_STATUS = {
     400: "Anthropic rejected the request, the requested model does not exist (`model_not_found`), "
-    "or the body is not valid JSON (`bad_request`).",
+    "the conversation does not fit the model's context window (`context_window_exceeded`, with "
+    "`input_tokens` and `context_window`), or the body is not valid JSON (`bad_request`).",
     401: "Anthropic rejected the service's API key.",
     403: "The API key may not use this model or feature.",
     413: "The request body is over the size limit, or the conversation too large for Anthropic.",
@@ -56,8 +58,10 @@ _COME_BACK_LATER = {429, 503}
 DEFAULT_RETRY_AFTER_S = 5
 
 
-def error_body(error_type: str, message: str) -> dict[str, dict[str, str]]:
-    return {"detail": {"type": error_type, "message": message}}
+def error_body(
+    error_type: str, message: str, details: dict[str, int | None] | None = None
+) -> dict[str, dict[str, Any]]:
+    return {"detail": {"type": error_type, "message": message, **(details or {})}}
 
 
 def upstream_error_response(error: UpstreamError) -> JSONResponse:
@@ -66,7 +70,9 @@ def upstream_error_response(error: UpstreamError) -> JSONResponse:
     if status in _COME_BACK_LATER:
         wait = error.retry_after if error.retry_after is not None else DEFAULT_RETRY_AFTER_S
         headers["Retry-After"] = str(max(1, math.ceil(wait)))
-    return JSONResponse(error_body(error.kind.value, error.message), status_code=status, headers=headers)
+    return JSONResponse(
+        error_body(error.kind.value, error.message, error.details), status_code=status, headers=headers
+    )
 
 
 async def _handle_upstream_error(_: Request, exc: Exception) -> JSONResponse:

@@ -33,7 +33,9 @@ from app.chat.answer import Usage
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
 
 # The routes whose requests are chats; everything else (health, docs, metrics) is not counted.
-CHAT_PATHS = frozenset({"/chat", "/chat/ui"})
+CHAT_PATHS = frozenset({"/chat", "/chat/ui", "/chat/count_tokens"})
+# The mode label of a path that is not /chat (whose mode is json or stream).
+_MODE_OF_PATH = {"/chat/ui": "ui", "/chat/count_tokens": "count_tokens"}
 
 REQUESTS = Counter(
     "chat_requests",
@@ -122,7 +124,7 @@ def record_request(path: str, status: int, duration: float, summary: Mapping[str
     """One finished request, from the fields of its summary log line."""
     if path not in CHAT_PATHS:
         return
-    mode = "ui" if path == "/chat/ui" else "stream" if summary.get("stream") else "json"
+    mode = _MODE_OF_PATH.get(path) or ("stream" if summary.get("stream") else "json")
     # A request refused before it reached the chat service (422, 413, 415) has no outcome.
     REQUESTS.labels(mode, str(status), summary.get("outcome") or "none").inc()
     DURATION.labels(mode).observe(duration)

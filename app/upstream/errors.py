@@ -5,6 +5,7 @@ transport's exceptions are mapped in sdk_errors.py, on top of this."""
 
 import email.utils
 import math
+import re
 import time
 from collections.abc import Mapping
 
@@ -91,6 +92,29 @@ def _describe(kind: ErrorKind, upstream_message: str, model: ModelChoice) -> str
     return upstream_message
 
 
+# Anthropic's words for a conversation over the model's context window, e.g.
+# "prompt is too long: 201234 tokens > 200000 maximum"; the figures are read when present.
+_PROMPT_TOO_LONG = re.compile(r"prompt is too long(?::\s*(\d+)\s*tokens\s*>\s*(\d+)\s*maximum)?", re.I)
+
+
+def context_window_exceeded(
+    message: str, *, status: int | None = None, request_id: str | None = None
+) -> UpstreamError | None:
+    """The error for a conversation that does not fit, if Anthropic's 400 says so."""
+    if (match := _PROMPT_TOO_LONG.search(message)) is None:
+        return None
+    used, window = (int(figure) if figure else None for figure in match.groups())
+    figures = f" ({used:,} tokens, the model takes {window:,})" if used and window else ""
+    return UpstreamError(
+        ErrorKind.CONTEXT_WINDOW_EXCEEDED,
+        f"The conversation is too long for the model's context window{figures}: "
+        "start a new conversation, or shorten this one.",
+        status=status,
+        request_id=request_id,
+        details={"input_tokens": used, "context_window": window},
+    )
+
+
 def from_error_body(
     body: object, *, model: ModelChoice, status: int | None = None, request_id: str | None = None
 ) -> UpstreamError:
@@ -108,6 +132,10 @@ def from_error_body(
         kind = _kind_for_status(status) if status else ErrorKind.UPSTREAM
     if kind is ErrorKind.MODEL_NOT_FOUND and model.configured:
         kind = ErrorKind.CONFIGURED_MODEL_NOT_FOUND
+    if kind is ErrorKind.BAD_REQUEST and (
+        too_long := context_window_exceeded(message, status=status, request_id=request_id)
+    ):
+        return too_long
     retryable = kind in _RETRYABLE_KINDS or (
         status is not None and (status in _RETRYABLE_STATUSES or status >= 500)
     )

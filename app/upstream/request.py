@@ -44,3 +44,14 @@ def request_body(params: ChatParams) -> dict[str, Any]:
     if params.end_user_id is not None:
         body["metadata"] = {"user_id": params.end_user_id}
     return body
+
+
+# What `messages.count_tokens` takes of a Messages API body: the prompt and what shapes it
+# (system prompt, thinking, effort, cache breakpoint), not how the answer is sent or billed.
+COUNTED = frozenset({"model", "messages", "system", "thinking", "output_config", "cache_control"})
+
+
+def count_tokens_body(params: ChatParams) -> dict[str, Any]:
+    """The body of `request_body(params)` as `messages.count_tokens` takes it: the same prompt,
+    counted as it would be sent."""
+    return {name: value for name, value in request_body(params).items() if name in COUNTED}

@@ -9,6 +9,7 @@ Anthropic sends only pings, is never cut.
 
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing, nullcontext
+from dataclasses import dataclass
 from typing import Any, Final
 
 import anthropic
@@ -16,7 +17,7 @@ import httpx2
 import structlog
 from opentelemetry.trace import Tracer
 
-from app.chat.answer import AnswerEvent, Completion, End, Handover, Pieces, Start
+from app.chat.answer import AnswerEvent, Completion, ContextUse, End, Handover, Pieces, Start
 from app.chat.errors import ErrorKind, UpstreamError
 from app.chat.params import ChatParams, ModelChoice
 from app.config import Settings
@@ -24,7 +25,7 @@ from app.observability.summary import ChatSummary
 from app.upstream.errors import ended_early
 from app.upstream.events import EventReader
 from app.upstream.model_catalog import ModelCatalog
-from app.upstream.request import request_body
+from app.upstream.request import count_tokens_body, request_body
 from app.upstream.retry import retrying
 from app.upstream.sdk_errors import from_sdk_error, from_transport_error
 from app.upstream.spans import AttemptSpan
@@ -33,6 +34,12 @@ from app.upstream.sse import SseDecoder
 log = structlog.get_logger(__name__)
 
 _UNTRACED: Final = nullcontext(None)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCount:
+    input_tokens: int
+    context_window: int | None
 
 
 class Upstream:
@@ -51,6 +58,28 @@ class Upstream:
         self._settings = settings
         self._tracer = tracer
         self.catalog = catalog
+
+    def context_window(self, model: str) -> int | None:
+        """The model's window as known now; asking starts its look-up, never waits for it."""
+        facts = self.catalog.facts(model) if self.catalog is not None else None
+        return facts.context_window if facts is not None else None
+
+    async def count_tokens(self, params: ChatParams, summary: ChatSummary) -> TokenCount:
+        """The conversation's input tokens as `answer` would send it, with the model's window.
+        Retried like an answer; no fallback model: the count is the asked model's."""
+        body = count_tokens_body(params)
+        async for attempt in retrying(self._settings, on_retry=summary.count_retry, may_retry=lambda: True):
+            with attempt:
+                try:
+                    counted = await self.client.messages.count_tokens(**body)
+                except anthropic.APIError as exc:
+                    raise from_sdk_error(exc, model=params.model) from exc
+        return TokenCount(counted.input_tokens, self.context_window(params.model.name))
+
+    def _fill_in_window(self, error: UpstreamError, model: str) -> None:
+        """Anthropic's message gave no window: the catalog's, when it knows it."""
+        if error.details is not None and error.details.get("context_window") is None:
+            error.details["context_window"] = self.context_window(model)
 
     async def answer(
         self, params: ChatParams, summary: ChatSummary, *, restartable: bool = False
@@ -178,7 +207,10 @@ class Upstream:
                     if error is not None:
                         raise error
         except anthropic.APIError as exc:
-            raise from_sdk_error(exc, model=model) from exc
+            error = from_sdk_error(exc, model=model)
+            if error.kind is ErrorKind.CONTEXT_WINDOW_EXCEEDED:
+                self._fill_in_window(error, model.name)
+            raise error from exc
         except httpx2.TransportError as exc:
             raise from_transport_error(exc) from exc
         if not reader.finished:
@@ -187,7 +219,8 @@ class Upstream:
         summary.stop_reason = reader.stop_reason
         if span is not None:
             span.answered(reader.stop_reason, reader.usage)
-        yield End(reader.stop_reason, reader.usage, reader.stop_details)
+        context = ContextUse.after(reader.usage, self.context_window(reader.answering_model))
+        yield End(reader.stop_reason, reader.usage, reader.stop_details, context)
 
 
 def _check_is_event_stream(response: anthropic.AsyncAPIResponse[Any]) -> None:

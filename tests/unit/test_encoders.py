@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from app.chat.answer import End, Handover, Start, Text, Thinking, Usage
+from app.chat.answer import ContextUse, End, Handover, Start, Text, Thinking, Usage
 from app.streaming.formats.chat_events import ChatEventsEncoder
 from app.streaming.formats.ui_messages import UIMessageStreamEncoder
 
@@ -14,6 +14,7 @@ TRICKY = 'say "hi" \\ C:\\dir\nnext\r\nline\ttab café 日本語 🙂 </script>\
 START = Start("msg_01", "claude-sonnet-5-5")
 HANDOVER = Handover("claude-sonnet-5-5", "claude-sonnet-4-5", "refusal")
 USAGE = Usage(input_tokens=10, output_tokens=20, cache_creation_input_tokens=3, cache_read_input_tokens=100)
+CONTEXT = ContextUse.after(USAGE, 200_000)
 
 
 def sse_frames(raw: bytes) -> list[tuple[str | None, Any]]:
@@ -69,13 +70,20 @@ class TestChatEvents:
     def test_no_pieces_is_no_bytes(self) -> None:
         assert ChatEventsEncoder().pieces([]) == b""
 
-    def test_end_carries_the_stop_reason_and_usage_then_done(self) -> None:
-        raw = ChatEventsEncoder().end(End("end_turn", USAGE))
+    def test_end_carries_the_stop_reason_usage_and_context_then_done(self) -> None:
+        raw = ChatEventsEncoder().end(End("end_turn", USAGE, context=CONTEXT))
         assert raw == (
             b'event: end\ndata: {"type":"end","stop_reason":"end_turn","usage":{"input_tokens":10,'
-            b'"output_tokens":20,"cache_creation_input_tokens":3,"cache_read_input_tokens":100}}\n\n'
+            b'"output_tokens":20,"cache_creation_input_tokens":3,"cache_read_input_tokens":100},'
+            b'"context":{"used":133,"window":200000}}\n\n'
             b"data: [DONE]\n\n"
         )
+
+    def test_a_window_not_yet_known_is_null(self) -> None:
+        end = sse_frames(
+            ChatEventsEncoder().end(End("end_turn", USAGE, context=ContextUse.after(USAGE, None)))
+        )
+        assert end[0][1]["context"] == {"used": 133, "window": None}
 
     def test_end_without_a_stop_reason(self) -> None:
         assert sse_frames(ChatEventsEncoder().end(End(None, Usage()))) == [
@@ -90,6 +98,7 @@ class TestChatEvents:
                         "cache_creation_input_tokens": 0,
                         "cache_read_input_tokens": 0,
                     },
+                    "context": None,
                 },
             ),
             (None, "[DONE]"),
@@ -136,7 +145,7 @@ def text(kind: str, delta: str | None = None) -> dict[str, str]:
     return chunk if delta is None else {**chunk, "delta": delta}
 
 
-def metadata(stop_reason: str | None, usage: Usage) -> dict[str, Any]:
+def metadata(stop_reason: str | None, usage: Usage, window: int | None = 200_000) -> dict[str, Any]:
     return {
         "type": "message-metadata",
         "messageMetadata": {
@@ -153,6 +162,7 @@ def metadata(stop_reason: str | None, usage: Usage) -> dict[str, Any]:
                 "totalTokens": usage.prompt_tokens + usage.output_tokens,
             },
             "anthropicUsage": usage.as_dict(),
+            "contextWindow": window,
         },
     }
 
@@ -179,7 +189,7 @@ class TestUIMessages:
                 encoder.pieces([Thinking("Let me"), Thinking(" see")]),
                 encoder.pieces([Thinking(" more."), Text("Hi")]),
                 encoder.pieces([Text(TRICKY)]),
-                encoder.end(End("end_turn", USAGE)),
+                encoder.end(End("end_turn", USAGE, context=CONTEXT)),
             ]
         )
         assert chunks(raw) == [
@@ -219,7 +229,7 @@ class TestUIMessages:
         assert chunks(encoder.end(End("max_tokens", Usage()))) == [
             reasoning("end"),
             FINISH_STEP,
-            metadata("max_tokens", Usage()),
+            metadata("max_tokens", Usage(), window=None),
             {"type": "finish", "finishReason": "length"},
             "[DONE]",
         ]
@@ -243,6 +253,7 @@ class TestUIMessages:
             ("end_turn", "stop"),
             ("stop_sequence", "stop"),
             ("max_tokens", "length"),
+            ("model_context_window_exceeded", "length"),
             ("refusal", "content-filter"),
             ("pause_turn", "other"),
             ("tool_use", "other"),
@@ -257,7 +268,7 @@ class TestUIMessages:
     def test_usage_metadata_counts_the_whole_prompt_with_the_caches_share_in_the_details(self) -> None:
         encoder = UIMessageStreamEncoder()
         encoder.start(START)
-        message_metadata = chunks(encoder.end(End("end_turn", USAGE)))[1]
+        message_metadata = chunks(encoder.end(End("end_turn", USAGE, context=CONTEXT)))[1]
         assert message_metadata == {
             "type": "message-metadata",
             "messageMetadata": {
@@ -275,8 +286,16 @@ class TestUIMessages:
                     "cache_creation_input_tokens": 3,
                     "cache_read_input_tokens": 100,
                 },
+                "contextWindow": 200_000,
             },
         }
+        # What AI Elements' <Context> takes: maxTokens and usedTokens, straight from the metadata.
+        assert message_metadata["messageMetadata"]["usage"]["totalTokens"] == CONTEXT.used
+
+    def test_a_window_not_yet_known_is_null_in_the_metadata(self) -> None:
+        encoder = UIMessageStreamEncoder()
+        metadata = chunks(encoder.end(End("end_turn", USAGE, context=ContextUse.after(USAGE, None))))[1]
+        assert metadata["messageMetadata"]["contextWindow"] is None
 
     def test_the_exact_bytes_of_deltas_and_the_finish(self) -> None:
         encoder = UIMessageStreamEncoder()

@@ -288,3 +288,49 @@ def test_a_broken_connection_or_a_time_out_may_not_be_shared() -> None:
     assert from_transport_error(httpx2.RemoteProtocolError("cut")).model_unavailable
     assert malformed("a text delta without its text").model_unavailable
     assert ended_early().model_unavailable
+
+
+def test_a_prompt_too_long_is_the_context_window_error_with_anthropics_figures() -> None:
+    message = "prompt is too long: 201234 tokens > 200000 maximum"
+    error = from_error_body(
+        body("invalid_request_error", message), model=CONFIGURED, status=400, request_id="r"
+    )
+    assert error.kind is ErrorKind.CONTEXT_WINDOW_EXCEEDED
+    assert error.details == {"input_tokens": 201234, "context_window": 200000}
+    assert "201,234 tokens, the model takes 200,000" in error.message
+    assert (error.retryable, error.model_unavailable, error.status, error.request_id) == (
+        False,
+        False,
+        400,
+        "r",
+    )
+
+
+def test_a_prompt_too_long_without_figures_is_still_the_context_window_error() -> None:
+    error = from_error_body(body("invalid_request_error", "Prompt is too long"), model=CONFIGURED, status=400)
+    assert error.kind is ErrorKind.CONTEXT_WINDOW_EXCEEDED
+    assert error.details == {"input_tokens": None, "context_window": None}
+
+
+def test_the_same_words_in_another_error_type_are_not_the_context_window() -> None:
+    message = "prompt is too long: 3 tokens > 2 maximum"
+    assert (
+        from_error_body(body("api_error", message), model=CONFIGURED, status=500).kind is ErrorKind.UPSTREAM
+    )
+    other = from_error_body(body("invalid_request_error", "messages: empty"), model=CONFIGURED, status=400)
+    assert (other.kind, other.details) == (ErrorKind.BAD_REQUEST, None)
+
+
+def test_an_overflow_through_the_sdk() -> None:
+    payload = {
+        "type": "error",
+        "error": {
+            "type": "invalid_request_error",
+            "message": "prompt is too long: 3001 tokens > 2000 maximum",
+        },
+    }
+    error = from_sdk_error(status_error(400, payload), model=CONFIGURED)
+    assert (error.kind, error.details) == (
+        ErrorKind.CONTEXT_WINDOW_EXCEEDED,
+        {"input_tokens": 3001, "context_window": 2000},
+    )

@@ -57,3 +57,19 @@ def test_a_429_whose_retry_after_is_not_a_number_still_answers_429(value: str) -
     sdk_error = anthropic.RateLimitError("Error code: 429", response=response, body=None)
     error = from_sdk_error(sdk_error, model=ModelChoice("claude-sonnet-5-5", configured=True))
     assert upstream_error_response(error).status_code == 429
+
+
+def test_details_go_beside_the_type_and_message() -> None:
+    error = UpstreamError(
+        ErrorKind.CONTEXT_WINDOW_EXCEEDED, "Too long.", details={"input_tokens": 3001, "context_window": 2000}
+    )
+    response = upstream_error_response(error)
+    assert response.status_code == 400
+    assert json.loads(response.body) == {
+        "detail": {
+            "type": "context_window_exceeded",
+            "message": "Too long.",
+            "input_tokens": 3001,
+            "context_window": 2000,
+        }
+    }

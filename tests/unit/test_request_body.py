@@ -6,7 +6,7 @@ import pytest
 
 from app.chat.params import ChatParams, ModelChoice
 from app.config import Effort, PromptCache, ThinkingDisplay
-from app.upstream.request import request_body
+from app.upstream.request import count_tokens_body, request_body
 
 MESSAGES = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
 
@@ -94,3 +94,22 @@ def test_the_end_user_goes_to_anthropic_as_metadata_user_id() -> None:
 
 def test_no_end_user_sends_no_metadata() -> None:
     assert "metadata" not in request_body(params())
+
+
+def test_count_tokens_is_asked_for_the_same_prompt_without_what_it_does_not_take() -> None:
+    everything = params(
+        system="Be brief.",
+        thinking="summarized",
+        effort="low",
+        prompt_cache="5m",
+        refusal_fallback=True,
+        end_user_id="tenant-7:user.42",
+    )
+    assert count_tokens_body(everything) == {
+        "model": "claude-sonnet-5-5",
+        "messages": MESSAGES,
+        "system": "Be brief.",
+        "thinking": {"type": "adaptive", "display": "summarized"},
+        "output_config": {"effort": "low"},
+        "cache_control": {"type": "ephemeral"},
+    }

@@ -20,7 +20,7 @@ With `"stream": true`: Server-Sent Events. Each event has an `event:` name and a
 whose `type` repeats it: `start` (`id`, `model`) as soon as Anthropic has accepted the request,
 then `thinking` (`text`) while the model thinks (its summary with `"thinking": "summarized"`,
 else one event with an empty `text`), then `delta` (`text`) for each piece of the answer, then
-`end` (`stop_reason`, `usage`), then `data: [DONE]`. If Anthropic fails after thinking or answer
+`end` (`stop_reason`, `usage`, `context`), then `data: [DONE]`. If Anthropic fails after thinking or answer
 text was sent, the stream ends with an `error` event (`error.type`, `error.message`) and no
 `[DONE]`. Comment lines (`: ping`) keep idle connections open, from `start` on.
 """
@@ -63,6 +63,7 @@ async def chat(
         "thinking": completion.thinking,
         "stop_reason": completion.stop_reason,
         "usage": completion.usage.as_dict(),
+        "context": completion.context.as_dict() if completion.context is not None else None,
     }
     if completion.stop_details is not None:
         body["stop_details"] = completion.stop_details

@@ -116,6 +116,41 @@ class ChatRequest(ChatOptions):
     )
 
 
+class CountTokensRequest(ChatOptions):
+    """The conversation `/chat` would send, counted instead of answered."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={"examples": [{"messages": [{"role": "user", "content": "Summarise this: …"}]}]},
+    )
+
+    messages: list[ChatMessage] = Field(
+        min_length=1, description="The conversation, oldest first, as it would be sent to `/chat`."
+    )
+
+
+class CountTokensResponse(BaseModel):
+    input_tokens: int = Field(description="The conversation's input tokens, as Anthropic counts them.")
+    context_window: int | None = Field(
+        description="The model's context window (`max_input_tokens`); null until the service has "
+        "looked the model up."
+    )
+
+
+class ContextUse(BaseModel):
+    """How full the conversation is after this answer."""
+
+    used: int = Field(
+        description="What the next turn starts from: this turn's input (uncached, cache read, cache "
+        "write) plus its output."
+    )
+    window: int | None = Field(
+        description="The model's context window (`max_input_tokens`); null until the service has "
+        "looked the model up (a model's first answer may carry null)."
+    )
+
+
 # The usage fields as the domain defines them, once: documented here from that definition.
 _USAGE_FIELDS: dict[str, Any] = {
     counted.name: (int, Field(description=counted.metadata["description"]))
@@ -143,6 +178,7 @@ class ChatResponse(BaseModel):
                         "cache_creation_input_tokens": 0,
                         "cache_read_input_tokens": 0,
                     },
+                    "context": {"used": 13, "window": 200000},
                 }
             ]
         }
@@ -165,11 +201,18 @@ class ChatResponse(BaseModel):
         "(`category`, `explanation`, `recommended_model`).",
     )
     usage: Usage
+    context: ContextUse | None = Field(description="How full the conversation is: the meter.")
 
 
 class ErrorDetail(BaseModel):
     type: str = Field(description="A stable error type, e.g. `rate_limit_error`.")
     message: str = Field(description="What went wrong, for a person.")
+    input_tokens: int | None = Field(
+        default=None, description="With `context_window_exceeded` only: the conversation's tokens."
+    )
+    context_window: int | None = Field(
+        default=None, description="With `context_window_exceeded` only: the model's context window."
+    )
 
 
 class ErrorResponse(BaseModel):

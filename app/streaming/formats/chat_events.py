@@ -41,7 +41,11 @@ class ChatEventsEncoder:
         )
 
     def end(self, end: End) -> bytes:
-        data: dict[str, object] = {"stop_reason": end.stop_reason, "usage": end.usage.as_dict()}
+        data: dict[str, object] = {
+            "stop_reason": end.stop_reason,
+            "usage": end.usage.as_dict(),
+            "context": end.context.as_dict() if end.context is not None else None,
+        }
         if end.stop_details is not None:
             data["stop_details"] = end.stop_details
         return _frame("end", data) + DONE_FRAME

@@ -35,6 +35,7 @@ FINISH_REASONS = {
     "end_turn": "stop",
     "stop_sequence": "stop",
     "max_tokens": "length",
+    "model_context_window_exceeded": "length",  # the answer itself ran into the context window
     "refusal": "content-filter",
 }
 
@@ -102,7 +103,7 @@ class UIMessageStreamEncoder:
             frames.append(_TEXT_END)
         self._reasoning_open = self._text_open = False
         prompt = usage.prompt_tokens
-        metadata = {
+        metadata: dict[str, object] = {
             "model": self._model,
             "stopReason": end.stop_reason,
             # The AI SDK's own usage shape (LanguageModelUsage), so a React app can type it as such;
@@ -120,6 +121,9 @@ class UIMessageStreamEncoder:
             # And Anthropic's figures with Anthropic's names, as in /chat's `end` event.
             "anthropicUsage": usage.as_dict(),
         }
+        # With `usage.totalTokens` (what the next turn starts from), what AI Elements' <Context>
+        # takes as maxTokens and usedTokens; null until the model's window is known.
+        metadata["contextWindow"] = end.context.window if end.context is not None else None
         if end.stop_details is not None:
             metadata["stopDetails"] = end.stop_details
         finish_reason = FINISH_REASONS.get(end.stop_reason or "", "other")
