@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from fake_anthropic import FakeAnthropic, Reply
+from fake_anthropic import FakeAnthropic, Reply, input_tokens
 from tests.conftest import BASE_ENV, CURRENT_MODEL, ROOT, Service, ServiceProcess
 
 AISDK = ROOT / "tests" / "aisdk"
@@ -89,6 +89,36 @@ def test_answer_with_summarized_thinking(node: Path, frontend_service: Service, 
     assert fake.received[-1].body["messages"] == [{"role": "user", "content": "Hi"}]
 
 
+def test_the_context_meter_is_in_the_messages_metadata(
+    node: Path, frontend_service: Service, fake: FakeAnthropic
+) -> None:
+    fake.enqueue(Reply.text(["One", " two", " three."]))
+
+    report = use_chat(node, frontend_service, "Count to three please")
+
+    # What AI Elements' <Context> takes, read from message.metadata as the SDK built it:
+    # maxTokens = contextWindow, usedTokens = usage.totalTokens, usage, modelId = model.
+    metadata = report["message"]["metadata"]
+    prompt = input_tokens(fake.received[-1].body)  # 4 words and the default system prompt's 5
+    assert (metadata["contextWindow"], metadata["usage"]["totalTokens"]) == (200_000, prompt + 3)
+    assert metadata["usage"]["inputTokens"] == prompt == 9
+    assert metadata["model"] == CURRENT_MODEL
+
+
+def test_a_conversation_over_the_window_is_an_error_a_person_can_read(
+    node: Path, frontend_service: Service, fake: FakeAnthropic
+) -> None:
+    fake.context_windows[CURRENT_MODEL] = 1_000
+
+    report = use_chat(node, frontend_service, " ".join(["word"] * 1_200))
+
+    assert report["requestError"]["statusCode"] == 400
+    message = report["requestError"]["message"]
+    assert "context_window_exceeded" in message
+    assert "too long for the model's context window (1,205 tokens, the model takes 1,000)" in message
+    assert len(fake.received) == 1
+
+
 def test_omitted_thinking_is_an_empty_reasoning_part(
     node: Path, frontend_service: Service, fake: FakeAnthropic
 ) -> None:
@@ -106,7 +136,10 @@ def test_omitted_thinking_is_an_empty_reasoning_part(
     ]
 
 
-@pytest.mark.parametrize(("stop_reason", "expected"), [("end_turn", "stop"), ("max_tokens", "length")])
+@pytest.mark.parametrize(
+    ("stop_reason", "expected"),
+    [("end_turn", "stop"), ("max_tokens", "length"), ("model_context_window_exceeded", "length")],
+)
 def test_finish_reason(
     node: Path, frontend_service: Service, fake: FakeAnthropic, stop_reason: str, expected: str
 ) -> None:
@@ -142,7 +175,7 @@ def test_failure_midway_is_an_error_chunk(node: Path, frontend_service: Service,
     [
         ({"max_tokens": 0}, None, 422, "greater than or equal to 1"),
         ({"temperature": 0.5}, None, 422, "Extra inputs are not permitted"),
-        ({}, Reply.error(400, "invalid_request_error", "prompt is too long"), 400, "prompt is too long"),
+        ({}, Reply.error(400, "invalid_request_error", "messages: too many"), 400, "messages: too many"),
     ],
     ids=["invalid option", "unknown option", "upstream rejects"],
 )
