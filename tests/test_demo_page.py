@@ -109,6 +109,23 @@ def test_second_turn_sends_the_first_answer_as_history(page: Page, fake: FakeAnt
 
 
 @UVICORN_ONLY
+def test_the_meter_shows_how_full_the_conversation_is(page: Page, fake: FakeAnthropic) -> None:
+    from playwright.sync_api import expect
+
+    fake.enqueue(Reply.text(["Paris", "."]), Reply.text(["Yes", "."]))
+    meter = page.get_by_label("Context used")
+    expect(meter).to_be_hidden()  # nothing to say before the first answer
+
+    # 1,500 words and the default system prompt's 5 in, 2 tokens out (the fake's estimate).
+    expect(send(page, " ".join(["word"] * 1500))).to_have_text("Paris.")
+    expect(meter).to_have_text("1,507 / 200,000 tokens")
+    wait_until_idle(page)
+    # The next turn starts from there: the answer (one word) and the new question (one) join it.
+    expect(send(page, "Sure?")).to_have_text("Yes.")
+    expect(meter).to_have_text("1,509 / 200,000 tokens")
+
+
+@UVICORN_ONLY
 def test_a_refusal_fallback_replaces_the_declined_text(
     browser: Browser, start_service: Callable[..., Service], fake: FakeAnthropic
 ) -> None:

@@ -1,6 +1,6 @@
 // The reference client of POST /chat: fetch, then read the event stream as it arrives.
 // Plain browser JavaScript, no library and no build step. Events (see docs/api.md):
-//   start {id, model} · thinking {text} · delta {text} · [fallback {to_model}] · end {stop_reason, usage} · data: [DONE]
+//   start {id, model} · thinking {text} · delta {text} · [fallback {to_model}] · end {stop_reason, usage, context} · data: [DONE]
 //   error {error: {type, message}} ends a stream that failed after it started (no [DONE]).
 "use strict";
 
@@ -11,6 +11,7 @@ const sendButton = document.getElementById("send");
 const stopButton = document.getElementById("stop");
 const status = document.getElementById("status");
 const alertBox = document.getElementById("error");
+const meter = document.getElementById("meter");
 
 // The service keeps nothing between requests: the page holds the conversation and sends all of it.
 const history = [];
@@ -109,10 +110,20 @@ function handle(event, answer) {
     case "fallback": // the model declined and another took over: its text replaces what was shown
       answer.textContent = "";
       break;
+    case "end": // how full the conversation is: what the next turn starts from
+      if (event.context) showMeter(event.context);
+      break;
     case "error":
       throw new Error(event.error.message);
-    // start and end carry ids, the model, the stop reason and token counts; this page shows none.
+    // start carries the message id and the model; this page shows neither.
   }
+}
+
+// "1,234 / 200,000 tokens"; the window is null until the service has looked the model up.
+function showMeter({ used, window }) {
+  const figure = (count) => count.toLocaleString("en-US");
+  meter.textContent = window ? `${figure(used)} / ${figure(window)} tokens` : `${figure(used)} tokens`;
+  meter.hidden = false;
 }
 
 // The service answers errors with {detail: {type, message}}, or FastAPI's list for a 422.
