@@ -236,3 +236,19 @@ def test_an_answer_that_ran_into_the_window_says_so(client: httpx.Client, fake: 
         chunks = [event.json for event in read_stream(response).events if event.data != "[DONE]"]
     assert chunks[-1] == {"type": "finish", "finishReason": "length"}
     assert chunks[-2]["messageMetadata"]["stopReason"] == "model_context_window_exceeded"
+
+
+def test_after_a_fallback_the_window_is_the_answering_models(
+    start_service: Callable[..., Service], fake: FakeAnthropic
+) -> None:
+    fallback = "claude-opus-4-1"
+    fake.context_windows[fallback] = 100_000  # as the model check reads it at start-up
+    service = start_service(CHAT_FALLBACK_MODELS=fallback)
+    fake.context_windows[fallback] = 100_000  # the fake forgets it between tests
+    fake.overloaded_models.add(CURRENT_MODEL)
+    fake.enqueue(Reply.text(["From", " the", " fallback."]))
+
+    body = httpx.post(f"{service.url}/chat", json=chat_body("Hi"), timeout=10).json()
+
+    assert body["model"] == fallback
+    assert body["context"] == {"used": 1 + SYSTEM_WORDS + 3, "window": 100_000}
