@@ -252,3 +252,18 @@ def test_after_a_fallback_the_window_is_the_answering_models(
 
     assert body["model"] == fallback
     assert body["context"] == {"used": 1 + SYSTEM_WORDS + 3, "window": 100_000}
+
+
+def test_openapi_documents_count_tokens_and_the_meter(client: httpx.Client) -> None:
+    spec = client.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+
+    operation = spec["paths"]["/chat/count_tokens"]["post"]
+    assert {"400", "429", "502", "503"} <= set(operation["responses"])
+    request = schemas["CountTokensRequest"]
+    assert set(request["properties"]) == set(schemas["ChatRequest"]["properties"]) - {"stream"}
+    assert request["properties"]["max_tokens"] == schemas["ChatRequest"]["properties"]["max_tokens"]
+    assert set(schemas["CountTokensResponse"]["properties"]) == {"input_tokens", "context_window"}
+    assert set(schemas["ContextUse"]["properties"]) == {"used", "window"}
+    assert "context" in schemas["ChatResponse"]["properties"]
+    assert {"input_tokens", "context_window"} <= set(schemas["ErrorDetail"]["properties"])

@@ -146,7 +146,7 @@ def test_a_browser_may_send_the_header_where_cors_is_configured(frontend_service
 def test_openapi_documents_the_header_by_its_configured_name(client: httpx.Client) -> None:
     paths = client.get("/openapi.json").json()["paths"]
 
-    for path in ("/chat", "/chat/ui"):
+    for path in ("/chat", "/chat/ui", "/chat/count_tokens"):
         [header] = [p for p in paths[path]["post"]["parameters"] if p["in"] == "header"]
         assert (header["name"], header["required"], header["schema"]["maxLength"]) == (HEADER, False, 256)
 

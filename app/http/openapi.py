@@ -16,12 +16,13 @@ def document_configured_limits(app: FastAPI, settings: Settings) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
-            for name in ("ChatRequest", "ChatUIRequest"):  # /chat and /chat/ui take the same options
+            # /chat, /chat/ui and /chat/count_tokens take the same options
+            for name in ("ChatRequest", "ChatUIRequest", "CountTokensRequest"):
                 request = schema["components"]["schemas"][name]["properties"]
                 _non_null(request["max_tokens"])["maximum"] = settings.max_tokens_ceiling
                 if settings.allowed_models:
                     _non_null(request["model"])["enum"] = settings.allowed_models
-            for path in ("/chat", "/chat/ui"):
+            for path in ("/chat", "/chat/ui", "/chat/count_tokens"):
                 operation = schema["paths"][path]["post"]
                 operation.setdefault("parameters", []).append(_end_user_header(settings.end_user_header))
             app.openapi_schema = schema

@@ -25,9 +25,9 @@ The AI SDK's UI message stream (header `x-vercel-ai-ui-message-stream: v1`): `da
 JSON chunks, as `DefaultChatTransport` reads them. `start` (`messageId`, `messageMetadata.model`),
 `start-step`, then, if the model thinks, `reasoning-start`, `reasoning-delta` (its summary, with
 `"thinking": "summarized"`; none when omitted), `reasoning-end`; then `text-start`,
-`text-delta`…, `text-end`, `finish-step`, `message-metadata` (`model`, `stopReason`, `usage`),
-`finish` (`finishReason`: `stop`, `length`, `content-filter` or `other`), `data: [DONE]`. A
-failure after `start` ends it with `error` (`errorText`), `finish-step`, `finish`
+`text-delta`…, `text-end`, `finish-step`, `message-metadata` (`model`, `stopReason`, `usage`,
+`contextWindow`), `finish` (`finishReason`: `stop`, `length`, `content-filter` or `other`),
+`data: [DONE]`. A failure after `start` ends it with `error` (`errorText`), `finish-step`, `finish`
 (`finishReason: "error"`), `data: [DONE]`. Failures before it are HTTP statuses with `/chat`'s
 JSON bodies. Comment lines (`: ping`) keep idle connections open.
 """
