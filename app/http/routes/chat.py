@@ -20,9 +20,10 @@ With `"stream": true`: Server-Sent Events. Each event has an `event:` name and a
 whose `type` repeats it: `start` (`id`, `model`) as soon as Anthropic has accepted the request,
 then `thinking` (`text`) while the model thinks (its summary with `"thinking": "summarized"`,
 else one event with an empty `text`), then `delta` (`text`) for each piece of the answer, then
-`end` (`stop_reason`, `usage`, `context`), then `data: [DONE]`. If Anthropic fails after thinking or answer
-text was sent, the stream ends with an `error` event (`error.type`, `error.message`) and no
-`[DONE]`. Comment lines (`: ping`) keep idle connections open, from `start` on.
+`end` (`stop_reason`, `usage`, `context`), then `data: [DONE]`. If Anthropic fails after
+thinking or answer text was sent, the stream ends with an `error` event (`error.type`,
+`error.message`) and no `[DONE]`. Comment lines (`: ping`) keep idle connections open, from
+`start` on.
 """
 
 
