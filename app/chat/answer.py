@@ -70,6 +70,8 @@ class End:
     # Anthropic's own account of a refusal (category, explanation, recommended_model), relayed
     # as it came; None for every other ending.
     stop_details: dict[str, Any] | None = None
+    # The last compaction block of the answer (see `Compacted`), for the client to send back.
+    compaction: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +84,17 @@ class Handover:
     reason: str  # the trigger's type, e.g. "refusal"
 
 
-AnswerEvent = Start | Pieces | Handover | End
+@dataclass(frozen=True, slots=True)
+class Compacted:
+    """Anthropic summarised the conversation's older turns before answering (server-side
+    compaction). `block` is its `compaction` content block exactly as it came (type, content,
+    encrypted_content, signature...): opaque, for the client to send back on this assistant turn,
+    so that the next request starts from the summary."""
+
+    block: dict[str, Any]
+
+
+AnswerEvent = Start | Pieces | Handover | Compacted | End
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +108,7 @@ class Completion:
     stop_reason: str | None
     usage: Usage
     stop_details: dict[str, Any] | None = None
+    compaction: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, start: Start, pieces: Pieces, end: End, *, summarized: bool) -> "Completion":
@@ -105,5 +118,12 @@ class Completion:
             "".join([piece.text for piece in pieces if type(piece) is Thinking]) if summarized else None
         )
         return cls(
-            start.message_id, start.model, text, thinking, end.stop_reason, end.usage, end.stop_details
+            start.message_id,
+            start.model,
+            text,
+            thinking,
+            end.stop_reason,
+            end.usage,
+            end.stop_details,
+            end.compaction,
         )

@@ -307,7 +307,7 @@ def test_a_handover_splits_a_read_between_the_model_that_declined_and_the_one_th
         ]
     )
 
-    before, after = reader.take_handovers(pieces)
+    before, after = reader.take_marks(pieces)
 
     assert error is None
     assert before == [Text("No")]
@@ -317,7 +317,7 @@ def test_a_handover_splits_a_read_between_the_model_that_declined_and_the_one_th
         Handover("claude-b", "claude-c", "refusal"),
         [Text("Sure"), Text("!")],
     ]
-    assert reader.handovers == []  # taken once
+    assert reader.marks == []  # taken once
     assert reader.model == "claude-sonnet-5-5-20260101"  # what `start` announces: the model asked
 
 
@@ -325,7 +325,7 @@ def test_a_handover_with_nothing_after_it_yet() -> None:
     reader = EventReader(params())
     pieces, _ = reader.read([message_start(), fallback_block(0, "claude-b")])
 
-    assert reader.take_handovers(pieces) == (
+    assert reader.take_marks(pieces) == (
         [],
         [Handover("claude-sonnet-5-5-20260101", "claude-b", "refusal")],
     )
