@@ -297,3 +297,26 @@ def test_use_chats_data_compaction_part_goes_back_to_anthropic_as_the_block(
         "role": "assistant",
         "content": [block, {"type": "text", "text": "Sure."}],
     }
+
+
+@pytest.mark.parametrize(
+    ("role", "part"),
+    [
+        ("user", {"type": "data-compaction", "data": {"type": "compaction", "content": "x"}}),
+        ("assistant", {"type": "data-compaction", "data": {"type": "text", "text": "x"}}),
+        ("assistant", {"type": "data-compaction", "data": "not a block"}),
+    ],
+    ids=["on a user message", "not a compaction block", "not an object"],
+)
+def test_a_data_compaction_part_must_be_an_assistants_block(
+    compacting: Service, role: str, part: dict[str, Any]
+) -> None:
+    message = {"id": "m", "role": role, "parts": [part, {"type": "text", "text": "Hi"}]}
+    messages = (
+        [message]
+        if role == "user"
+        else [{"id": "u", "role": "user", "parts": [{"type": "text", "text": "Hi"}]}, message]
+    )
+    response = httpx.post(f"{compacting.url}/chat/ui", json={"messages": messages}, timeout=15)
+
+    assert response.status_code == 422
