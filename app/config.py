@@ -177,6 +177,7 @@ class Settings(BaseSettings):
         "anthropic_base_url",
         "otel_exporter_otlp_endpoint",
         "otel_exporter_otlp_traces_endpoint",
+        "compaction_trigger",
         mode="before",
     )
     @classmethod
