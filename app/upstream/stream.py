@@ -79,7 +79,7 @@ class Upstream:
                 async for attempt in retrying(
                     self._settings, on_retry=summary.count_retry, may_retry=may_retry
                 ):
-                    asked = self._compacting({**body, "model": model.name}, params)
+                    asked = self._with_compaction({**body, "model": model.name}, params)
                     tracing = _UNTRACED if self._tracer is None else AttemptSpan(self._tracer, asked)
                     with attempt, tracing as span:
                         async with aclosing(self._attempt(asked, model, params, summary, span)) as events:
@@ -136,7 +136,7 @@ class Upstream:
         assert end is not None
         return Completion.of(start, pieces, end, summarized=params.summarized)
 
-    def _compacting(self, body: dict[str, Any], params: ChatParams) -> dict[str, Any]:
+    def _with_compaction(self, body: dict[str, Any], params: ChatParams) -> dict[str, Any]:
         """The body with Anthropic's compaction edit, when asked for and the model can compact.
         A model whose facts are still being looked up goes without, this once."""
         model = body["model"]

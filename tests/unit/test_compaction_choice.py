@@ -24,7 +24,7 @@ def params(model: str, *, compaction: bool = True) -> ChatParams:
 
 
 def asked(upstream: Upstream, chat: ChatParams) -> dict[str, Any]:
-    return upstream._compacting(request_body(chat), chat)
+    return upstream._with_compaction(request_body(chat), chat)
 
 
 def test_compaction_follows_the_models_capabilities(
