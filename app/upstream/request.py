@@ -44,7 +44,7 @@ def request_body(params: ChatParams) -> dict[str, Any]:
         # alone, as if it had not been asked (the API's documented behaviour).
         body = _with_beta(body, SERVER_SIDE_FALLBACK_BETA, {"fallbacks": "default"})
     if any("compaction" in message for message in params.messages):
-        body = _with_beta(body, COMPACTION_BETA, {})
+        body = _with_beta(body, COMPACTION_BETA, {})  # the blocks sent back need it too
     if params.end_user_id is not None:
         body["metadata"] = {"user_id": params.end_user_id}
     return body
@@ -83,8 +83,7 @@ def _with_beta(body: dict[str, Any], beta: str, fields: dict[str, Any]) -> dict[
     betas = [name for name in headers.get("anthropic-beta", "").split(",") if name]
     if beta not in betas:
         betas.append(beta)
-    return {
-        **body,
-        "extra_body": {**body.get("extra_body", {}), **fields},
-        "extra_headers": {**headers, "anthropic-beta": ",".join(betas)},
-    }
+    asked = {**body, "extra_headers": {**headers, "anthropic-beta": ",".join(betas)}}
+    if fields:
+        asked["extra_body"] = {**body.get("extra_body", {}), **fields}
+    return asked

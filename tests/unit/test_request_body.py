@@ -113,6 +113,7 @@ def test_an_assistant_turn_anthropic_compacted_in_goes_back_as_the_block_then_th
         {"role": "user", "content": "More?"},
     ]
     assert body["extra_headers"] == {"anthropic-beta": "compact-2026-01-12"}
+    assert "extra_body" not in body  # no edit asked for: the beta is for the block
 
 
 def test_the_compaction_edit_goes_with_its_beta_beside_the_refusal_fallbacks() -> None:
