@@ -14,6 +14,10 @@ ThinkingDisplay = Literal["summarized", "omitted"]
 Effort = Literal["low", "medium", "high", "xhigh", "max"]
 PromptCache = Literal["5m", "1h", "off"]
 RefusalFallback = Literal["off", "default"]
+Compaction = Literal["auto", "off"]
+
+# Anthropic refuses a compaction trigger below this many input tokens.
+MIN_COMPACTION_TRIGGER = 50_000
 
 # Env var that chooses the default model; quoted in errors so operators know what to change.
 MODEL_SETTING = "CHAT_MODEL"
@@ -65,6 +69,17 @@ class Settings(BaseSettings):
     )
     effort: Effort | None = Field(
         default=None, description="Default effort (low … max); unset: the model's own default (high)."
+    )
+    compaction: Compaction = Field(
+        default="off",
+        description="auto: ask Anthropic to summarise a conversation's older turns once its input "
+        "passes the trigger (server-side compaction, beta), on models that can.",
+    )
+    compaction_trigger: int | None = Field(
+        default=None,
+        ge=MIN_COMPACTION_TRIGGER,
+        description="Input tokens past which Anthropic compacts; unset: 80 % of the model's window, "
+        "never below Anthropic's minimum of 50,000.",
     )
 
     connect_timeout: float = Field(default=10.0, gt=0)
@@ -162,6 +177,7 @@ class Settings(BaseSettings):
         "anthropic_base_url",
         "otel_exporter_otlp_endpoint",
         "otel_exporter_otlp_traces_endpoint",
+        "compaction_trigger",
         mode="before",
     )
     @classmethod

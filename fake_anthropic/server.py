@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import itertools
 import json
 import socket
@@ -54,6 +56,12 @@ DEFAULT_CONTEXT_WINDOW = 200_000
 # The fake's own choice of default fallbacks; Anthropic's are its own and may change.
 REFUSAL_FALLBACKS = {"claude-sonnet-5-5": "claude-sonnet-4-5"}
 SERVER_SIDE_FALLBACK_BETA = "server-side-fallback-2026-07-01"
+# Server-side compaction: the beta, Anthropic's least and default triggers, and the fake's own
+# secret for the blocks it hands out (Anthropic's are opaque and signed: a changed one is a 400).
+COMPACTION_BETA = "compact-2026-01-12"
+MIN_COMPACTION_TRIGGER = 50_000
+DEFAULT_COMPACTION_TRIGGER = 150_000
+_COMPACTION_SECRET = b"fake-anthropic-compaction"
 # The API version the SDK sends rejects these.
 REJECTED_PARAMS = ("temperature", "top_p", "top_k")
 
@@ -409,16 +417,17 @@ class FakeAnthropic:
         if body.get("model") in RETIRED_MODELS:
             self._send_error(writer, 404, "not_found_error", f"model: {body['model']}", request_id)
             return True
-        if problem := _thinking_problem(body) or _metadata_problem(body):
+        if problem := (
+            _thinking_problem(body) or _metadata_problem(body) or self._compaction_problem(body, headers)
+        ):
             self._send_error(writer, 400, "invalid_request_error", problem, request_id)
             return True
         if target.split("?")[0] == "/v1/messages/count_tokens":
             return self._count_tokens(reply, body, writer, request_id)
+        # Counted above whatever its length; answered only within the model's window.
         window = self.context_windows.get(body.get("model", ""), DEFAULT_CONTEXT_WINDOW)
-        if (prompt := input_tokens(body)) > window:
-            # Anthropic's words, which the service reads its figures from.
-            message = f"prompt is too long: {prompt} tokens > {window} maximum"
-            self._send_error(writer, 400, "invalid_request_error", message, request_id)
+        if problem := _overflow_problem(body, window):
+            self._send_error(writer, 400, "invalid_request_error", problem, request_id)
             return True
 
         if reply.drop:
@@ -452,15 +461,25 @@ class FakeAnthropic:
             if body.get("stream"):
                 return await self._stream(reply, body, request_id, writer, gone, received)
             text = reply.text_value
+            compaction = _compaction_of(body, headers)
+            usage_body = _compacted(body, compaction) if compaction else body
             payload = {
                 "id": f"msg_fake{request_id[8:]}",
                 "type": "message",
                 "role": "assistant",
                 "model": body.get("model", ""),
-                "content": [*_thinking_blocks(reply, body), {"type": "text", "text": text}],
+                "content": [
+                    *([compaction] if compaction else []),
+                    *_thinking_blocks(reply, body),
+                    {"type": "text", "text": text},
+                ],
                 "stop_reason": reply.stop_reason,
                 "stop_sequence": None,
-                "usage": {**self.prompt_cache.input_usage(body), "output_tokens": reply.output_tokens},
+                "usage": {
+                    **self.prompt_cache.input_usage(usage_body),
+                    "output_tokens": reply.output_tokens,
+                    **_iterations(body, compaction, reply),
+                },
             }
             if reply.interval:
                 await asyncio.sleep(reply.interval * len(reply.tokens))
@@ -556,6 +575,9 @@ class FakeAnthropic:
             "transfer-encoding: chunked",
             f"request-id: {request_id}",
         ] + [f"{name}: {value}" for name, value in reply.headers.items()]
+        # Compaction comes first: the answer is then written from the summary, and billed so.
+        compaction = _compaction_of(body, received.headers)
+        usage_body = _compacted(body, compaction) if compaction else body
         message = {
             "id": f"msg_fake{request_id[8:]}",
             "type": "message",
@@ -564,7 +586,7 @@ class FakeAnthropic:
             "model": body.get("model", ""),
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": {**self.prompt_cache.input_usage(body), "output_tokens": 1},
+            "usage": {**self.prompt_cache.input_usage(usage_body), "output_tokens": 1},
         }
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
         if reply.line_ending != "\n":
@@ -575,8 +597,18 @@ class FakeAnthropic:
         self.open_streams += 1
         try:
             index = 0
+            if compaction:
+                writer.write(_block_start(index, {"type": "compaction"}))
+                delta = {"type": "compaction_delta", **{k: v for k, v in compaction.items() if k != "type"}}
+                writer.write(
+                    _event(
+                        "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
+                    )
+                )
+                writer.write(_block_stop(index))
+                index += 1
             if reply.thinks:
-                fault = await self._think(reply, body, writer, gone)
+                fault = await self._think(reply, body, writer, gone, index)
                 if fault is not None:
                     return await self._fault(fault, reply, writer, gone, received)
                 index += 1
@@ -644,7 +676,10 @@ class FakeAnthropic:
                     {
                         "type": "message_delta",
                         "delta": {"stop_reason": reply.stop_reason, "stop_sequence": None},
-                        "usage": {"output_tokens": reply.output_tokens},
+                        "usage": {
+                            "output_tokens": reply.output_tokens,
+                            **_iterations(body, compaction, reply),
+                        },
                     },
                 )
             )
@@ -681,14 +716,21 @@ class FakeAnthropic:
         return True
 
     async def _think(
-        self, reply: Reply, body: dict[str, Any], writer: asyncio.StreamWriter, gone: asyncio.Future[bytes]
+        self,
+        reply: Reply,
+        body: dict[str, Any],
+        writer: asyncio.StreamWriter,
+        gone: asyncio.Future[bytes],
+        index: int = 0,
     ) -> str | None:
-        """The thinking block at index 0, as the real API streams it; a scripted fault halfway
+        """The thinking block at `index`, as the real API streams it; a scripted fault halfway
         through it is returned instead of finishing it."""
         if reply.redacted_thinking:
-            writer.write(_block_start(0, {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/fake"}))
+            writer.write(
+                _block_start(index, {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/fake"})
+            )
         else:
-            writer.write(_block_start(0, {"type": "thinking", "thinking": "", "signature": ""}))
+            writer.write(_block_start(index, {"type": "thinking", "thinking": "", "signature": ""}))
         await writer.drain()
         summarized = (body.get("thinking") or {}).get("display") == "summarized"
         pieces = list(reply.thinking) if summarized and not reply.redacted_thinking else []
@@ -700,7 +742,9 @@ class FakeAnthropic:
             if step < len(pieces):
                 delta = {"type": "thinking_delta", "thinking": pieces[step]}
                 writer.write(
-                    _event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta})
+                    _event(
+                        "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
+                    )
                 )
                 await writer.drain()
         if not reply.redacted_thinking:
@@ -709,12 +753,12 @@ class FakeAnthropic:
                     "content_block_delta",
                     {
                         "type": "content_block_delta",
-                        "index": 0,
+                        "index": index,
                         "delta": {"type": "signature_delta", "signature": SIGNATURE},
                     },
                 )
             )
-        writer.write(_block_stop(0))
+        writer.write(_block_stop(index))
         return None
 
     async def _pause_with_pings(
@@ -764,6 +808,31 @@ class FakeAnthropic:
         await writer.drain()
         received.finished = True
         return True
+
+    def _compaction_problem(self, body: dict[str, Any], headers: dict[str, str]) -> str | None:
+        """What the API answers 400 to about compaction: its edit or blocks without the beta, a
+        trigger under the minimum, a model that cannot compact, a block changed since it was sent."""
+        beta = COMPACTION_BETA in headers.get("anthropic-beta", "")
+        edit = _compaction_edit(body)
+        if edit is not None:
+            if not beta:
+                return "context_management: Extra inputs are not permitted"
+            value = (edit.get("trigger") or {}).get("value", DEFAULT_COMPACTION_TRIGGER)
+            if not isinstance(value, int) or value < MIN_COMPACTION_TRIGGER:
+                return f"context_management.edits.0.trigger.value: must be at least {MIN_COMPACTION_TRIGGER}"
+            if body.get("model") in self.models_without_compaction:
+                return f"context_management.edits.0: compact_20260112 is not supported by {body.get('model')}"
+        for number, message in enumerate(body.get("messages") or ()):
+            for place, block in enumerate(_blocks(message)):
+                if block.get("type") != "compaction":
+                    continue
+                where = f"messages.{number}.content.{place}"
+                if not beta:
+                    return f"{where}.type: compaction blocks need the {COMPACTION_BETA} beta"
+                content = block.get("content")
+                if content is not None and block.get("encrypted_content") != _seal(str(content)):
+                    return f"{where}: the compaction block does not match its encrypted_content"
+        return None
 
     def _model_info(self, writer: asyncio.StreamWriter, model: str, request_id: str) -> bool:
         if model in RETIRED_MODELS:
@@ -835,6 +904,13 @@ def _thinking_problem(body: dict[str, Any]) -> str | None:
     return None
 
 
+def _overflow_problem(body: dict[str, Any], window: int) -> str | None:
+    """A prompt that does not fit the model's context window, in Anthropic's words."""
+    if (tokens := input_tokens(body)) > window:
+        return f"prompt is too long: {tokens} tokens > {window} maximum"
+    return None
+
+
 # Anthropic's limit on metadata.user_id.
 USER_ID_MAX_LENGTH = 256
 
@@ -867,7 +943,9 @@ class PromptCache:
 
     A request with a top-level `cache_control` has its whole prompt (system, then messages)
     written to the cache, if it is long enough. A later prompt that starts with a remembered
-    prompt, at a message boundary, reads those tokens from the cache; the rest is written.
+    prompt, at a message boundary, reads those tokens from the cache; the rest is written. The
+    prompt is what the model reads: after a compaction, it starts at the compaction block, so the
+    first turn after it writes the new prefix and the next ones read it.
     """
 
     def __init__(self) -> None:
@@ -879,6 +957,7 @@ class PromptCache:
         return json.dumps([body.get("model"), body.get("system"), body.get("messages", [])[:messages]])
 
     def input_usage(self, body: dict[str, Any]) -> dict[str, int]:
+        body = {**body, "messages": _read_from_compaction(body)}
         total = input_tokens(body)
         control = body.get("cache_control")
         if not isinstance(control, dict) or control.get("type") != "ephemeral":
@@ -911,10 +990,94 @@ class PromptCache:
 
 def input_tokens(body: dict[str, Any]) -> int:
     """The fake's estimate of a prompt's tokens: a word (whitespace-separated) of the system prompt
-    or of a message's content is a token. The one count: the Messages API's usage bills it, the
-    Token Counting API answers it, and a prompt over the model's window is refused by it."""
-    words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", ()))
+    or of the messages the model reads is a token; those start at the last compaction block (its
+    summary counts, what it summarises does not), as the API drops what comes before it. The one
+    count: the Messages API's usage bills it, the Token Counting API answers it, and a prompt over
+    the model's window is refused by it."""
+    words = sum(len(_block_text(block).split()) for m in _read_from_compaction(body) for block in _blocks(m))
     return words + len(str(body.get("system", "")).split())
+
+
+def _blocks(message: Any) -> list[dict[str, Any]]:
+    if not isinstance(message, dict):
+        return []
+    content = message.get("content", "")
+    if isinstance(content, list):
+        return [block for block in content if isinstance(block, dict)]
+    return [{"type": "text", "text": str(content)}]
+
+
+def _block_text(block: dict[str, Any]) -> str:
+    if block.get("type") == "compaction":
+        return str(block.get("content") or "")
+    return str(block.get("text") or block.get("thinking") or "")
+
+
+def _read_from_compaction(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The messages as the model reads them: from the last compaction block on."""
+    messages = list(body.get("messages") or ())
+    for number in range(len(messages) - 1, -1, -1):
+        blocks = _blocks(messages[number])
+        places = [place for place, block in enumerate(blocks) if block.get("type") == "compaction"]
+        if places:
+            return [{**messages[number], "content": blocks[places[-1] :]}, *messages[number + 1 :]]
+    return messages
+
+
+def _seal(content: str) -> str:
+    return hmac.new(_COMPACTION_SECRET, content.encode(), hashlib.sha256).hexdigest()
+
+
+def _compaction_edit(body: dict[str, Any]) -> dict[str, Any] | None:
+    edits = (body.get("context_management") or {}).get("edits") or ()
+    return next(
+        (edit for edit in edits if isinstance(edit, dict) and edit.get("type") == "compact_20260112"), None
+    )
+
+
+def _compaction_of(body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any] | None:
+    """The compaction block this request gets: with the edit (and its beta) and the input over
+    its trigger, a summary of the messages the model would have read."""
+    edit = _compaction_edit(body)
+    if edit is None or COMPACTION_BETA not in headers.get("anthropic-beta", ""):
+        return None
+    trigger = (edit.get("trigger") or {}).get("value", DEFAULT_COMPACTION_TRIGGER)
+    if input_tokens(body) <= trigger:
+        return None
+    summary = f"Summary of {len(_read_from_compaction(body))} earlier messages."
+    return {"type": "compaction", "content": summary, "encrypted_content": _seal(summary)}
+
+
+def _compacted(body: dict[str, Any], block: dict[str, Any]) -> dict[str, Any]:
+    """The prompt the answer is written from once compacted: the system prompt and the summary."""
+    return {**body, "messages": [{"role": "user", "content": [block]}]}
+
+
+def _iterations(body: dict[str, Any], compaction: dict[str, Any] | None, reply: Reply) -> dict[str, Any]:
+    """`usage.iterations` after a compaction: its own tokens (the prompt it summarised, the
+    summary it wrote), then the answer's, which the top-level figures repeat."""
+    if compaction is None:
+        return {}
+    summary_tokens = len(str(compaction["content"]).split())
+    answer_input = input_tokens(_compacted(body, compaction))
+    return {
+        "iterations": [
+            {
+                "type": "compaction",
+                "input_tokens": input_tokens(body),
+                "output_tokens": summary_tokens,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+            },
+            {
+                "type": "message",
+                "input_tokens": answer_input,
+                "output_tokens": reply.output_tokens,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+            },
+        ]
+    }
 
 
 def main() -> None:

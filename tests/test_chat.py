@@ -172,6 +172,7 @@ def test_openapi_documents_the_contract(client: httpx.Client) -> None:
         "max_tokens",
         "thinking",
         "effort",
+        "compaction",
     }
     assert request["properties"]["effort"]["anyOf"][0]["enum"] == ["low", "medium", "high", "xhigh", "max"]
 

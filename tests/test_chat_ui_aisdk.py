@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fake_anthropic import FakeAnthropic, Reply, input_tokens
-from tests.conftest import BASE_ENV, CURRENT_MODEL, ROOT, Service, ServiceProcess
+from tests.conftest import BASE_ENV, CURRENT_MODEL, FRONTEND_ENV, ROOT, Service, ServiceProcess
 
 AISDK = ROOT / "tests" / "aisdk"
 
@@ -232,3 +233,48 @@ def test_a_stream_still_open_when_shutdown_grace_ends_says_goodbye(
     assert [chunk["type"] for chunk in report["chunks"][-3:]] == ["error", "finish-step", "finish"]
     assert finish_reason(report) == "error"
     assert report["message"]["parts"][-1]["text"].startswith("word word")
+
+
+def test_a_compaction_survives_use_chats_round_trip_and_reaches_anthropic_as_the_block(
+    node: Path, start_service: Callable[..., Service], fake: FakeAnthropic
+) -> None:
+    service = start_service(**FRONTEND_ENV, CHAT_COMPACTION="auto", CHAT_COMPACTION_TRIGGER="50000")
+    long_text = "x " * 50_001  # over the trigger: Anthropic compacts before answering
+    first_turn = {"id": "u1", "role": "user", "parts": [{"type": "text", "text": long_text}]}
+    fake.enqueue(Reply.text(["Sure", "."]))
+
+    first = use_chat_messages(node, service, [first_turn])
+
+    compaction = [part for part in first["message"]["parts"] if part["type"] == "data-compaction"]
+    assert len(compaction) == 1
+    block = compaction[0]["data"]
+    assert block["type"] == "compaction"
+    assert block["content"] == "Summary of 1 earlier messages."
+
+    # useChat appends the assistant message as the SDK built it, and sends it all back.
+    second_turn = {"id": "u2", "role": "user", "parts": [{"type": "text", "text": "Go on."}]}
+    second = use_chat_messages(node, service, [first_turn, first["message"], second_turn])
+
+    assert second["requestError"] is None
+    assert fake.received[-1].body["messages"][1] == {
+        "role": "assistant",
+        "content": [block, {"type": "text", "text": "Sure."}],
+    }
+    # What the block summarises is no longer read: the second turn's prompt is small.
+    assert second["message"]["metadata"]["usage"]["inputTokens"] < 100
+
+
+def use_chat_messages(node: Path, service: Service, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """One turn through the AI SDK with this history, sent on stdin (too long for a command line)."""
+    request = {"url": f"{service.url}/chat/ui", "messages": messages, "body": {}}
+    done = subprocess.run(
+        [node, AISDK / "ui-client.mjs"],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report

@@ -263,3 +263,34 @@ def test_page_is_off_unless_configured(service: Service, frontend_service: Servi
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert httpx.get(f"{frontend_service.url}/static/chat.js").status_code == 200
     assert "/" not in httpx.get(f"{frontend_service.url}/openapi.json").json()["paths"]
+
+
+@UVICORN_ONLY
+def test_a_compaction_is_noted_and_its_block_kept_in_the_history(
+    browser: Browser, start_service: Callable[..., Service], fake: FakeAnthropic
+) -> None:
+    from playwright.sync_api import expect
+
+    service = start_service(**FRONTEND_ENV, CHAT_COMPACTION="auto", CHAT_COMPACTION_TRIGGER="50000")
+    # Over the trigger: Anthropic summarises before it answers, and thinks a while after.
+    long_question = "x " * 50_001
+    fake.enqueue(Reply.text(["Summed", " up."], thinking=["Hm."], thinking_seconds=1.0), Reply.text(["Yes."]))
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(service.url)
+
+    answer = send(page, long_question)
+    note = page.get_by_role("log").locator(".note")
+    expect(note).to_have_text("Summarising earlier messages…")
+    assert not fake.received[-1].finished
+    expect(answer).to_have_text("Summed up.")
+    expect(note).to_have_text("Earlier messages summarised.")
+    wait_until_idle(page)
+    send(page, "Go on")
+    wait_until_idle(page)
+    context.close()
+
+    block = fake.received[-1].body["messages"][1]["content"][0]
+    assert block["type"] == "compaction"
+    assert block["content"] == "Summary of 1 earlier messages."
+    assert fake.received[-1].body["messages"][1]["content"][1] == {"type": "text", "text": "Summed up."}

@@ -87,6 +87,8 @@ class End:
     stop_details: dict[str, Any] | None = None
     # The meter, for the model that answered.
     context: ContextUse | None = None
+    # The last compaction block of the answer (see `Compacted`), for the client to send back.
+    compaction: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +101,17 @@ class Handover:
     reason: str  # the trigger's type, e.g. "refusal"
 
 
-AnswerEvent = Start | Pieces | Handover | End
+@dataclass(frozen=True, slots=True)
+class Compacted:
+    """Anthropic summarised the conversation's older turns before answering (server-side
+    compaction). `block` is its `compaction` content block exactly as it came (type, content,
+    encrypted_content, signature...): opaque, for the client to send back on this assistant turn,
+    so that the next request starts from the summary."""
+
+    block: dict[str, Any]
+
+
+AnswerEvent = Start | Pieces | Handover | Compacted | End
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +126,7 @@ class Completion:
     usage: Usage
     stop_details: dict[str, Any] | None = None
     context: ContextUse | None = None
+    compaction: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, start: Start, pieces: Pieces, end: End, *, summarized: bool) -> "Completion":
@@ -131,4 +144,5 @@ class Completion:
             end.usage,
             end.stop_details,
             end.context,
+            end.compaction,
         )

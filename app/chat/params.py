@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from app.config import Effort, PromptCache, Settings, ThinkingDisplay
+from app.config import Compaction, Effort, PromptCache, Settings, ThinkingDisplay
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +44,8 @@ class Options(Protocol):
     def thinking(self) -> ThinkingDisplay | None: ...
     @property
     def effort(self) -> Effort | None: ...
+    @property
+    def compaction(self) -> Compaction | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +53,8 @@ class ChatParams:
     """Everything one answer is asked for: the conversation and how to answer it."""
 
     model: ModelChoice
-    messages: list[dict[str, str]]
+    # {"role", "content"}, and on an assistant turn Anthropic compacted in, its "compaction" block.
+    messages: list[dict[str, Any]]
     max_tokens: int
     system: str | None
     thinking: ThinkingDisplay | None = None
@@ -62,6 +65,8 @@ class ChatParams:
     fallbacks: tuple[str, ...] = ()
     refusal_fallback: bool = False  # Anthropic's server-side fallback after a refusal
     end_user_id: str | None = None  # the gateway's opaque id of the person asking
+    compaction: bool = False  # ask Anthropic to compact, on a model that can
+    compaction_trigger: int | None = None  # None: from the model's window
 
     @property
     def models(self) -> list[ModelChoice]:
@@ -76,7 +81,7 @@ class ChatParams:
     def with_defaults(
         cls,
         settings: Settings,
-        messages: list[dict[str, str]],
+        messages: list[dict[str, Any]],
         options: Options,
         end_user_id: str | None = None,
     ) -> "ChatParams":
@@ -117,4 +122,6 @@ class ChatParams:
             if model is not None
             else tuple(name for name in settings.fallback_models if name != settings.model),
             end_user_id=end_user_id,
+            compaction=(options.compaction or settings.compaction) == "auto",
+            compaction_trigger=settings.compaction_trigger,
         )

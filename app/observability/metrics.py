@@ -68,6 +68,12 @@ FALLBACKS = Counter(
     "Requests moved to the next of CHAT_FALLBACK_MODELS because a model was unavailable, by hop.",
     ["from_model", "to_model"],
 )
+COMPACTIONS = Counter(
+    "chat_compactions",
+    "Anthropic's server-side compactions of a conversation (CHAT_COMPACTION=auto), by model; their "
+    'tokens are chat_tokens{kind="compaction_input"|"compaction_output"}.',
+    ["model"],
+)
 OPEN_STREAMS = Gauge(
     "chat_open_streams",
     "Event streams open now, summed over the container's live workers.",
@@ -117,7 +123,11 @@ MODEL_RETIREMENTS = ModelRetirements()
 REGISTRY.register(MODEL_RETIREMENTS)
 
 # Each usage field's `kind` label, from the one definition of the fields.
-_TOKEN_KINDS = tuple((usage_field.name, usage_field.metadata["kind"]) for usage_field in fields(Usage))
+_TOKEN_KINDS = (
+    *((usage_field.name, usage_field.metadata["kind"]) for usage_field in fields(Usage)),
+    ("compaction_input_tokens", "compaction_input"),
+    ("compaction_output_tokens", "compaction_output"),
+)
 
 
 def record_request(path: str, status: int, duration: float, summary: Mapping[str, Any]) -> None:
@@ -135,6 +145,8 @@ def record_request(path: str, status: int, duration: float, summary: Mapping[str
     for name, kind in _TOKEN_KINDS:
         if tokens := summary.get(name):
             TOKENS.labels(kind).inc(tokens)
+    if compactions := summary.get("compactions"):
+        COMPACTIONS.labels(summary["model"]).inc(compactions)
     if retries := summary.get("retries"):
         RETRIES.inc(retries)
     if error_type := summary.get("error_type"):

@@ -35,10 +35,19 @@ class ChatSummary:
     outcome: Outcome | None = None
     error_type: str | None = None
     fallbacks: list[str] = field(default_factory=list)  # the models given up on, in turn
+    # Anthropic's server-side compactions in the answer, and their own tokens (not in `usage`).
+    compactions: int = 0
+    compaction_input_tokens: int = 0
+    compaction_output_tokens: int = 0
 
     def note_fallback(self, to_model: str) -> None:
         self.fallbacks.append(self.model)
         self.model = to_model
+
+    def note_compactions(self, count: int, input_tokens: int, output_tokens: int) -> None:
+        self.compactions = count
+        self.compaction_input_tokens = input_tokens
+        self.compaction_output_tokens = output_tokens
 
     def count_retry(self) -> None:
         self.retries += 1
@@ -88,4 +97,7 @@ class ChatSummary:
             "outcome": self.outcome,
             "error_type": self.error_type,
             "fallback_from": self.fallbacks or None,
+            "compactions": self.compactions,
+            "compaction_input_tokens": self.compaction_input_tokens,
+            "compaction_output_tokens": self.compaction_output_tokens,
         }

@@ -1,6 +1,7 @@
 // The reference client of POST /chat: fetch, then read the event stream as it arrives.
 // Plain browser JavaScript, no library and no build step. Events (see docs/api.md):
-//   start {id, model} · thinking {text} · delta {text} · [fallback {to_model}] · end {stop_reason, usage, context} · data: [DONE]
+//   start {id, model} · [compaction {compaction}] · thinking {text} · delta {text} · [fallback {to_model}]
+//   · end {stop_reason, usage, context, [compaction]} · data: [DONE]
 //   error {error: {type, message}} ends a stream that failed after it started (no [DONE]).
 "use strict";
 
@@ -16,6 +17,10 @@ const meter = document.getElementById("meter");
 // The service keeps nothing between requests: the page holds the conversation and sends all of it.
 const history = [];
 let controller = null; // the AbortController of the request in flight
+// Anthropic's compaction block of the answer in flight, if it summarised the older turns: it goes
+// back with that answer in the history, and the next request starts from it.
+let compaction = null;
+let compactionNote = null; // says so in the conversation, above the answer
 
 // Enter sends, Shift+Enter is a new line (and Enter while an input method composes is left alone).
 input.addEventListener("keydown", (event) => {
@@ -38,6 +43,7 @@ form.addEventListener("submit", async (event) => {
   const turn = [bubble("user", text), bubble("assistant", "")];
   const answer = turn[1];
   setBusy(true);
+  compaction = compactionNote = null;
   let failure = null;
   try {
     await streamAnswer(answer);
@@ -47,7 +53,7 @@ form.addEventListener("submit", async (event) => {
   const stopped = failure?.name === "AbortError";
   if (answer.textContent.trim() && (!failure || stopped)) {
     // Answered, or stopped: what was shown stays in the conversation, as the user saw it.
-    history.push({ role: "assistant", content: answer.textContent });
+    history.push({ role: "assistant", content: answer.textContent, ...(compaction && { compaction }) });
   } else {
     // Failed, or no text at all: the turn leaves the history and the question comes back to edit.
     history.pop();
@@ -104,8 +110,17 @@ function handle(event, answer) {
       break;
     case "delta":
       status.hidden = true;
+      if (compactionNote) compactionNote.textContent = "Earlier messages summarised.";
       answer.append(event.text); // a text node: model output is never parsed as HTML
       log.scrollTop = log.scrollHeight;
+      break;
+    case "compaction": // Anthropic is summarising the older turns before it answers
+      compaction = event.compaction;
+      compactionNote = Object.assign(document.createElement("p"), {
+        className: "note",
+        textContent: "Summarising earlier messages…",
+      });
+      answer.before(compactionNote);
       break;
     case "fallback": // the model declined and another took over: its text replaces what was shown
       answer.textContent = "";

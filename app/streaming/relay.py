@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator
 import structlog
 from starlette.requests import Request
 
-from app.chat.answer import AnswerEvent, End, Handover, Start
+from app.chat.answer import AnswerEvent, Compacted, End, Handover, Start
 from app.chat.errors import UpstreamError
 from app.observability.summary import INTERNAL_ERROR, ChatSummary
 from app.streaming.client_gone import cancelled_if_client_leaves
@@ -60,6 +60,8 @@ async def relay(
                 yield encoder.pieces(event)  # pieces that arrived in one upstream read leave in one write
             elif type(event) is Handover:
                 yield encoder.handover(event)
+            elif type(event) is Compacted:
+                yield encoder.compaction(event)
             else:
                 assert type(event) is End
                 yield encoder.end(event)

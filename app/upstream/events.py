@@ -7,7 +7,16 @@ blocks and events of types added later), or is malformed and fails the answer wi
 
 from typing import Any
 
-from app.chat.answer import THINKING_NOT_SHOWN, USAGE_FIELDS, Handover, Pieces, Text, Thinking, Usage
+from app.chat.answer import (
+    THINKING_NOT_SHOWN,
+    USAGE_FIELDS,
+    Compacted,
+    Handover,
+    Pieces,
+    Text,
+    Thinking,
+    Usage,
+)
 from app.chat.errors import UpstreamError
 from app.chat.params import ChatParams, ModelChoice
 from app.upstream.errors import from_error_body, malformed
@@ -17,12 +26,17 @@ class EventReader:
     """One attempt's events as they arrive: pieces out; what the start and the end carry kept."""
 
     __slots__ = (
+        "_compacting",
         "_model_choice",
         "_summarized",
         "answering_model",
+        "compaction",
+        "compaction_input_tokens",
+        "compaction_output_tokens",
+        "compactions",
         "finished",
-        "handovers",
         "id",
+        "marks",
         "model",
         "started",
         "stop_details",
@@ -43,8 +57,15 @@ class EventReader:
         self.stop_details: dict[str, Any] | None = None
         self.started = False
         self.finished = False
-        # Each with the number of this read's pieces before it; emptied by `take_handovers`.
-        self.handovers: list[tuple[int, Handover]] = []
+        # Handovers and compactions, each with the number of this read's pieces before it;
+        # emptied by `take_marks`.
+        self.marks: list[tuple[int, Handover | Compacted]] = []
+        self._compacting: dict[str, Any] | None = None  # a compaction block, until its stop
+        self.compaction: dict[str, Any] | None = None  # the last one, whole
+        self.compactions = 0
+        # What the compactions cost (their `usage.iterations` entries), apart from `usage`.
+        self.compaction_input_tokens = 0
+        self.compaction_output_tokens = 0
 
     def read(self, events: list[dict[str, Any]]) -> tuple[Pieces, UpstreamError | None]:
         """The pieces of these events, and the failure among them if there is one: the pieces
@@ -70,9 +91,11 @@ class EventReader:
                     self._message_delta(event)
                 elif kind == "message_stop":
                     self.finished = True
+                elif kind == "content_block_stop" and self._compacting is not None:
+                    self._compacted(len(pieces))
                 elif kind == "error":
                     raise from_error_body(event, model=self._model_choice)
-                # ping, content_block_stop and event types added later carry nothing to show.
+                # ping, other blocks' stops and event types added later carry nothing to show.
         except UpstreamError as error:
             return pieces, error
         return pieces, None
@@ -87,6 +110,8 @@ class EventReader:
                 raise malformed("a thinking delta without its text")
             if thinking:
                 pieces.append(Thinking(thinking))
+        elif self._compacting is not None:
+            self._compaction_delta(delta)
         # signature_delta and the delta types of other blocks carry nothing to show.
 
     def _block_started(self, block: object, pieces: Pieces) -> None:
@@ -100,6 +125,8 @@ class EventReader:
             pieces.append(THINKING_NOT_SHOWN)
         elif block_type == "fallback":
             self._handed_over(block, len(pieces))
+        elif block_type == "compaction":
+            self._compacting = dict(block)  # what follows, as deltas, fills it in
         # Blocks of other types (tools are out of scope; types added later) are not shown.
 
     def _handed_over(self, block: dict[str, Any], at: int) -> None:
@@ -107,23 +134,42 @@ class EventReader:
         if not isinstance(to, dict) or not isinstance(to_model := to.get("model"), str):
             raise malformed("a fallback block without the model it hands over to")
         reason = trigger.get("type") if isinstance(trigger, dict) else None
-        from_model = self.handovers[-1][1].to_model if self.handovers else self.answering_model
-        handover = Handover(from_model, to_model, reason if isinstance(reason, str) else "unknown")
-        self.handovers.append((at, handover))
+        # The model answering so far: the last handover's, else the one message_start named.
+        handover = Handover(self.answering_model, to_model, reason if isinstance(reason, str) else "unknown")
+        self.marks.append((at, handover))
         self.answering_model = to_model
 
-    def take_handovers(self, pieces: Pieces) -> tuple[Pieces, list[Handover | Pieces]]:
-        """This read's pieces split at its handovers: those of the model that declined, then
-        each handover followed by the pieces after it. Rare: a read has none, and costs this
-        call only when it does."""
-        before = pieces[: self.handovers[0][0]]
-        after: list[Handover | Pieces] = []
-        ends = [at for at, _ in self.handovers[1:]] + [len(pieces)]
-        for (at, handover), end in zip(self.handovers, ends, strict=True):
-            after.append(handover)
+    def _compaction_delta(self, delta: dict[str, Any]) -> None:
+        """A delta of the open compaction block: each field it carries replaces the block's, as
+        the SDK's own accumulator does."""
+        assert self._compacting is not None
+        kind = delta.get("type")
+        if kind == "compaction_delta":
+            for name in ("content", "encrypted_content"):
+                if name in delta:
+                    self._compacting[name] = delta[name]
+        elif kind == "signature_delta":
+            self._compacting["signature"] = delta.get("signature")
+
+    def _compacted(self, at: int) -> None:
+        assert self._compacting is not None
+        block, self._compacting = self._compacting, None
+        self.compaction = block
+        self.compactions += 1
+        self.marks.append((at, Compacted(block)))
+
+    def take_marks(self, pieces: Pieces) -> tuple[Pieces, list[Handover | Compacted | Pieces]]:
+        """This read's pieces split at its handovers and compactions: the pieces before the
+        first, then each mark followed by the pieces after it. Rare: a read has none, and costs
+        this call only when it does."""
+        before = pieces[: self.marks[0][0]]
+        after: list[Handover | Compacted | Pieces] = []
+        ends = [at for at, _ in self.marks[1:]] + [len(pieces)]
+        for (at, mark), end in zip(self.marks, ends, strict=True):
+            after.append(mark)
             if pieces[at:end]:
                 after.append(pieces[at:end])
-        self.handovers = []
+        self.marks = []
         return before, after
 
     def _message_started(self, message: object) -> None:
@@ -145,9 +191,29 @@ class EventReader:
         usage = event.get("usage")
         if isinstance(usage, dict):
             self._count_usage(usage)
+            if isinstance(iterations := usage.get("iterations"), list):
+                self._count_compactions(iterations)
+
+    def _count_compactions(self, iterations: list[Any]) -> None:
+        """The compactions' own tokens: not in the top-level usage, which is the answer's."""
+        entries = [
+            entry for entry in iterations if isinstance(entry, dict) and entry.get("type") == "compaction"
+        ]
+        self.compaction_input_tokens = sum(
+            _tokens(entry, "input_tokens")
+            + _tokens(entry, "cache_creation_input_tokens")
+            + _tokens(entry, "cache_read_input_tokens")
+            for entry in entries
+        )
+        self.compaction_output_tokens = sum(_tokens(entry, "output_tokens") for entry in entries)
 
     def _count_usage(self, usage: dict[str, Any]) -> None:
         """Counts as Anthropic sends them: in `message_start`, then cumulative in `message_delta`."""
         for name in USAGE_FIELDS:
             if type(value := usage.get(name)) is int:
                 setattr(self.usage, name, value)
+
+
+def _tokens(entry: dict[str, Any], name: str) -> int:
+    value = entry.get(name)
+    return value if type(value) is int else 0

@@ -3,7 +3,7 @@
 from typing import Any
 
 from app.chat.params import ChatParams
-from app.config import PromptCache
+from app.config import MIN_COMPACTION_TRIGGER, PromptCache
 
 # At the top level, Anthropic puts the breakpoint on the last block it can cache: the whole
 # prompt is written, and the next turn, which starts with the same bytes, reads it.
@@ -17,6 +17,9 @@ CACHE_CONTROL: dict[PromptCache, dict[str, str] | None] = {
 # Server-side fallback is a beta of the Messages API, not a parameter of the SDK's non-beta
 # `messages.create`: the field and the beta header go through the SDK's extra_body/extra_headers.
 SERVER_SIDE_FALLBACK_BETA = "server-side-fallback-2026-07-01"
+# Server-side compaction too: the `compact_20260112` context-management edit, and the compaction
+# blocks a client sends back, need this beta.
+COMPACTION_BETA = "compact-2026-01-12"
 
 
 def request_body(params: ChatParams) -> dict[str, Any]:
@@ -25,7 +28,7 @@ def request_body(params: ChatParams) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model": params.model.name,
         "max_tokens": params.max_tokens,
-        "messages": params.messages,
+        "messages": [_turn(message) for message in params.messages],
         "stream": True,
     }
     if params.system:
@@ -39,8 +42,9 @@ def request_body(params: ChatParams) -> dict[str, Any]:
     if params.refusal_fallback:
         # "default": the model's own fallback, chosen by Anthropic; a model without one answers
         # alone, as if it had not been asked (the API's documented behaviour).
-        body["extra_body"] = {"fallbacks": "default"}
-        body["extra_headers"] = {"anthropic-beta": SERVER_SIDE_FALLBACK_BETA}
+        body = _with_beta(body, SERVER_SIDE_FALLBACK_BETA, {"fallbacks": "default"})
+    if any("compaction" in message for message in params.messages):
+        body = _with_beta(body, COMPACTION_BETA, {})  # the blocks sent back need it too
     if params.end_user_id is not None:
         body["metadata"] = {"user_id": params.end_user_id}
     return body
@@ -53,5 +57,47 @@ COUNTED = frozenset({"model", "messages", "system", "thinking", "output_config",
 
 def count_tokens_body(params: ChatParams) -> dict[str, Any]:
     """The body of `request_body(params)` as `messages.count_tokens` takes it: the same prompt,
-    counted as it would be sent."""
-    return {name: value for name, value in request_body(params).items() if name in COUNTED}
+    counted as it would be sent (compaction blocks sent back need their beta there too)."""
+    body = {name: value for name, value in request_body(params).items() if name in COUNTED}
+    if any("compaction" in message for message in params.messages):
+        body = _with_beta(body, COMPACTION_BETA, {})
+    return body
+
+
+def _turn(message: dict[str, Any]) -> dict[str, Any]:
+    """An assistant turn Anthropic compacted in goes back as its blocks: the compaction block,
+    then the text. Anthropic then drops everything before the block, which summarises it."""
+    if (block := message.get("compaction")) is None:
+        return message
+    return {"role": message["role"], "content": [block, {"type": "text", "text": message["content"]}]}
+
+
+def compaction_trigger(configured: int | None, context_window: int | None) -> int | None:
+    """The setting, else 80 % of the model's window, never below Anthropic's minimum; None
+    (Anthropic's own default) when neither is known."""
+    if configured is not None:
+        return configured
+    if context_window is None:
+        return None
+    return max(MIN_COMPACTION_TRIGGER, context_window * 4 // 5)
+
+
+def with_compaction(body: dict[str, Any], trigger: int | None) -> dict[str, Any]:
+    """`body` asking Anthropic to compact once the input passes `trigger` tokens."""
+    edit: dict[str, Any] = {"type": "compact_20260112"}
+    if trigger is not None:
+        edit["trigger"] = {"type": "input_tokens", "value": trigger}
+    return _with_beta(body, COMPACTION_BETA, {"context_management": {"edits": [edit]}})
+
+
+def _with_beta(body: dict[str, Any], beta: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `body` with a beta's fields and its name in `anthropic-beta`, beside any other
+    beta's: the non-beta `messages.create` takes them through the SDK's extra_body/extra_headers."""
+    headers = body.get("extra_headers", {})
+    betas = [name for name in headers.get("anthropic-beta", "").split(",") if name]
+    if beta not in betas:
+        betas.append(beta)
+    asked = {**body, "extra_headers": {**headers, "anthropic-beta": ",".join(betas)}}
+    if fields:
+        asked["extra_body"] = {**body.get("extra_body", {}), **fields}
+    return asked

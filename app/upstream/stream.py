@@ -17,7 +17,7 @@ import httpx2
 import structlog
 from opentelemetry.trace import Tracer
 
-from app.chat.answer import AnswerEvent, Completion, ContextUse, End, Handover, Pieces, Start
+from app.chat.answer import AnswerEvent, Compacted, Completion, ContextUse, End, Handover, Pieces, Start
 from app.chat.errors import ErrorKind, UpstreamError
 from app.chat.params import ChatParams, ModelChoice
 from app.config import Settings
@@ -25,7 +25,7 @@ from app.observability.summary import ChatSummary
 from app.upstream.errors import ended_early
 from app.upstream.events import EventReader
 from app.upstream.model_catalog import ModelCatalog
-from app.upstream.request import count_tokens_body, request_body
+from app.upstream.request import compaction_trigger, count_tokens_body, request_body, with_compaction
 from app.upstream.retry import retrying
 from app.upstream.sdk_errors import from_sdk_error, from_transport_error
 from app.upstream.spans import AttemptSpan
@@ -58,6 +58,7 @@ class Upstream:
         self._settings = settings
         self._tracer = tracer
         self.catalog = catalog
+        self._cannot_compact: set[str] = set()  # models already warned about, once per process
 
     def context_window(self, model: str) -> int | None:
         """The model's window as known now; asking starts its look-up, never waits for it."""
@@ -107,7 +108,7 @@ class Upstream:
                 async for attempt in retrying(
                     self._settings, on_retry=summary.count_retry, may_retry=may_retry
                 ):
-                    asked = {**body, "model": model.name}
+                    asked = self._with_compaction({**body, "model": model.name}, params)
                     tracing = _UNTRACED if self._tracer is None else AttemptSpan(self._tracer, asked)
                     with attempt, tracing as span:
                         async with aclosing(self._attempt(asked, model, params, summary, span)) as events:
@@ -155,12 +156,32 @@ class Upstream:
                 # What the declining model wrote is not the answer, nor sent back with it.
                 assert start is not None
                 start, pieces = Start(start.message_id, event.to_model), []
+            elif type(event) is Compacted:
+                pass  # the End carries the block
             else:
                 assert type(event) is End
                 end = event
         assert start is not None
         assert end is not None
         return Completion.of(start, pieces, end, summarized=params.summarized)
+
+    def _with_compaction(self, body: dict[str, Any], params: ChatParams) -> dict[str, Any]:
+        """The body with Anthropic's compaction edit, when asked for and the model can compact.
+        A model whose facts are still being looked up goes without, this once."""
+        model = body["model"]
+        if not params.compaction or self.catalog is None or (facts := self.catalog.facts(model)) is None:
+            return body
+        if not facts.compaction:
+            if model not in self._cannot_compact:
+                self._cannot_compact.add(model)
+                log.warning(
+                    "compaction_unsupported",
+                    model=model,
+                    message="The Models API says this model cannot compact: its conversations "
+                    "are sent whole, as with compaction off.",
+                )
+            return body
+        return with_compaction(body, compaction_trigger(params.compaction_trigger, facts.context_window))
 
     async def _attempt(
         self,
@@ -184,9 +205,9 @@ class Upstream:
                 reader = EventReader(params, model)
                 async for chunk in response.http_response.aiter_bytes():
                     pieces, error = reader.read(decoder.feed(chunk))
-                    handed_over: Sequence[Handover | Pieces] = ()
-                    if reader.handovers:  # rare: Anthropic moved the answer to another model
-                        pieces, handed_over = reader.take_handovers(pieces)
+                    marked: Sequence[Handover | Compacted | Pieces] = ()
+                    if reader.marks:  # rare: a handover to another model, or a compaction
+                        pieces, marked = reader.take_marks(pieces)
                     if not reader.started:
                         held += pieces
                     elif not announced:
@@ -198,7 +219,7 @@ class Upstream:
                             yield pieces
                     elif pieces:
                         yield pieces
-                    for event in handed_over:
+                    for event in marked:
                         if type(event) is Handover:
                             summary.note_fallback(event.to_model)
                             if span is not None:
@@ -217,10 +238,14 @@ class Upstream:
             raise ended_early()
         summary.usage = reader.usage
         summary.stop_reason = reader.stop_reason
+        if reader.compactions:
+            summary.note_compactions(
+                reader.compactions, reader.compaction_input_tokens, reader.compaction_output_tokens
+            )
         if span is not None:
             span.answered(reader.stop_reason, reader.usage)
         context = ContextUse.after(reader.usage, self.context_window(reader.answering_model))
-        yield End(reader.stop_reason, reader.usage, reader.stop_details, context)
+        yield End(reader.stop_reason, reader.usage, reader.stop_details, context, reader.compaction)
 
 
 def _check_is_event_stream(response: anthropic.AsyncAPIResponse[Any]) -> None:

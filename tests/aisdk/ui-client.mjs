@@ -4,12 +4,14 @@
 //
 //   node ui-client.mjs '{"url": "http://127.0.0.1:8000/chat/ui", "messages": [...], "body": {...}}'
 //
+// or the same JSON on stdin, for a conversation too long for a command line.
 // Prints one JSON report on stdout: every chunk, the final message, and what went wrong (a
 // rejected request, an error chunk). With "abortAfterText": true it aborts the request once the
 // first text arrives, as the Stop button of a chat UI does.
+import { readFileSync } from "node:fs";
 import { DefaultChatTransport, readUIMessageStream } from "ai";
 
-const { url, messages, body, abortAfterText = false } = JSON.parse(process.argv[2]);
+const { url, messages, body, abortAfterText = false } = JSON.parse(process.argv[2] ?? readFileSync(0, "utf8"));
 
 const report = { chunks: [], message: null, updates: 0, streamErrors: [], requestError: null };
 const abort = new AbortController();

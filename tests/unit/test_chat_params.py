@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import pytest
 
 from app.chat.params import ChatParams, InvalidOptions, ModelChoice, OptionProblem
-from app.config import Effort, ThinkingDisplay
+from app.config import Compaction, Effort, ThinkingDisplay
 from app.upstream.request import request_body
 from tests.unit.conftest import SettingsFactory
 
@@ -19,6 +19,7 @@ class Options:
     system: str | None = None
     thinking: ThinkingDisplay | None = None
     effort: Effort | None = None
+    compaction: Compaction | None = None
 
 
 @pytest.fixture

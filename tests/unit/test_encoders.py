@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from app.chat.answer import ContextUse, End, Handover, Start, Text, Thinking, Usage
+from app.chat.answer import Compacted, ContextUse, End, Handover, Start, Text, Thinking, Usage
 from app.streaming.formats.chat_events import ChatEventsEncoder
 from app.streaming.formats.ui_messages import UIMessageStreamEncoder
 
@@ -13,6 +13,12 @@ from app.streaming.formats.ui_messages import UIMessageStreamEncoder
 TRICKY = 'say "hi" \\ C:\\dir\nnext\r\nline\ttab café 日本語 🙂 </script>\u2028 data: [DONE]\n\n'
 START = Start("msg_01", "claude-sonnet-5-5")
 HANDOVER = Handover("claude-sonnet-5-5", "claude-sonnet-4-5", "refusal")
+BLOCK = {
+    "type": "compaction",
+    "content": "Summary of 9 earlier messages.",
+    "encrypted_content": "3f9a",
+    "x": [1],
+}
 USAGE = Usage(input_tokens=10, output_tokens=20, cache_creation_input_tokens=3, cache_read_input_tokens=100)
 CONTEXT = ContextUse.after(USAGE, 200_000)
 
@@ -123,6 +129,15 @@ class TestChatEvents:
                 },
             )
         ]
+
+    def test_a_compaction_is_an_event_with_the_block_as_it_came(self) -> None:
+        raw = ChatEventsEncoder().compaction(Compacted(BLOCK))
+        assert sse_frames(raw) == [("compaction", {"type": "compaction", "compaction": BLOCK})]
+
+    def test_end_carries_the_compaction_block_only_when_there_was_one(self) -> None:
+        end = sse_frames(ChatEventsEncoder().end(End("end_turn", USAGE, compaction=BLOCK)))[0][1]
+        assert end["compaction"] == BLOCK
+        assert "compaction" not in sse_frames(ChatEventsEncoder().end(End("end_turn", USAGE)))[0][1]
 
     def test_error_is_one_event_without_done(self) -> None:
         raw = ChatEventsEncoder().error("overloaded_error", 'Anthropic is "overloaded"')
@@ -323,6 +338,13 @@ class TestUIMessages:
         ]
         finish = chunks(encoder.end(End("end_turn", USAGE)))
         assert finish[1]["messageMetadata"]["model"] == "claude-sonnet-4-5"
+
+    def test_a_compaction_is_a_data_part_useChat_keeps_and_sends_back(self) -> None:
+        encoder = UIMessageStreamEncoder()
+        encoder.start(START)
+        assert chunks(encoder.compaction(Compacted(BLOCK))) == [{"type": "data-compaction", "data": BLOCK}]
+        # It opens no part: the text that follows starts as usual.
+        assert chunks(encoder.pieces([Text("Hi")]))[0] == {"type": "text-start", "id": "text-0"}
 
     def test_error_is_the_sdks_ending_of_a_failed_stream(self) -> None:
         raw = UIMessageStreamEncoder().error("overloaded_error", "Anthropic is overloaded.")

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from app.chat.answer import Handover, Pieces, Text, Thinking, Usage
+from app.chat.answer import Compacted, Handover, Pieces, Text, Thinking, Usage
 from app.chat.errors import ErrorKind, UpstreamError
 from app.chat.params import ChatParams, ModelChoice
 from app.config import ThinkingDisplay
@@ -307,7 +307,7 @@ def test_a_handover_splits_a_read_between_the_model_that_declined_and_the_one_th
         ]
     )
 
-    before, after = reader.take_handovers(pieces)
+    before, after = reader.take_marks(pieces)
 
     assert error is None
     assert before == [Text("No")]
@@ -317,7 +317,7 @@ def test_a_handover_splits_a_read_between_the_model_that_declined_and_the_one_th
         Handover("claude-b", "claude-c", "refusal"),
         [Text("Sure"), Text("!")],
     ]
-    assert reader.handovers == []  # taken once
+    assert reader.marks == []  # taken once
     assert reader.model == "claude-sonnet-5-5-20260101"  # what `start` announces: the model asked
 
 
@@ -325,7 +325,7 @@ def test_a_handover_with_nothing_after_it_yet() -> None:
     reader = EventReader(params())
     pieces, _ = reader.read([message_start(), fallback_block(0, "claude-b")])
 
-    assert reader.take_handovers(pieces) == (
+    assert reader.take_marks(pieces) == (
         [],
         [Handover("claude-sonnet-5-5-20260101", "claude-b", "refusal")],
     )
@@ -337,3 +337,108 @@ def test_a_fallback_block_that_names_no_model_is_malformed() -> None:
 
     assert error is not None
     assert error.kind is ErrorKind.UPSTREAM
+
+
+# Server-side compaction: the block as Anthropic streams it, before the answer's text.
+SUMMARY = "The user asked about primes; 7 and 11 were given."
+COMPACTION_STREAM = [
+    block_start(0, {"type": "compaction"}),
+    delta(0, type="compaction_delta", content=SUMMARY, encrypted_content="opaque=="),
+    block_stop(0),
+]
+
+
+def compaction_usage(**usage: Any) -> dict[str, Any]:
+    return {
+        "type": "message_delta",
+        "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+        "usage": {"output_tokens": 3, **usage},
+    }
+
+
+def test_a_compaction_block_is_assembled_as_it_came_and_marked_before_the_text() -> None:
+    reader = EventReader(params())
+    pieces, error = reader.read(
+        [
+            message_start(),
+            *COMPACTION_STREAM,
+            block_start(1, {"type": "text", "text": ""}),
+            text(1, "Sure"),
+        ]
+    )
+
+    before, after = reader.take_marks(pieces)
+
+    block = {"type": "compaction", "content": SUMMARY, "encrypted_content": "opaque=="}
+    assert error is None
+    assert before == []
+    assert after == [Compacted(block), [Text("Sure")]]
+    assert reader.compaction == block
+    assert reader.compactions == 1
+
+
+def test_a_compaction_keeps_every_field_anthropic_sent_its_signature_included() -> None:
+    reader = EventReader(params())
+    reader.read(
+        [
+            message_start(),
+            block_start(0, {"type": "compaction", "content": None, "tool_changes": []}),
+            delta(0, type="compaction_delta", content=SUMMARY, encrypted_content=None),
+            delta(0, type="signature_delta", signature="sig"),
+            block_stop(0),
+        ]
+    )
+
+    assert reader.compaction == {
+        "type": "compaction",
+        "content": SUMMARY,
+        "encrypted_content": None,
+        "tool_changes": [],
+        "signature": "sig",
+    }
+
+
+def test_a_compaction_split_across_reads_is_marked_once_it_stops() -> None:
+    reader = EventReader(params())
+    first, _ = reader.read([message_start(), *COMPACTION_STREAM[:2]])
+    assert reader.marks == []
+    second, _ = reader.read(
+        [COMPACTION_STREAM[2], block_start(1, {"type": "text", "text": ""}), text(1, "Hi")]
+    )
+
+    assert first == []
+    assert reader.take_marks(second)[1][0] == Compacted(reader.compaction or {})
+
+
+def test_the_compactions_tokens_are_read_from_the_usage_iterations_apart_from_the_answers() -> None:
+    reader = EventReader(params())
+    reader.read(
+        [
+            message_start(input_tokens=40, output_tokens=1),
+            *COMPACTION_STREAM,
+            compaction_usage(
+                iterations=[
+                    {
+                        "type": "compaction",
+                        "input_tokens": 90_000,
+                        "output_tokens": 400,
+                        "cache_creation_input_tokens": 0,
+                        "cache_read_input_tokens": 5_000,
+                    },
+                    {"type": "message", "input_tokens": 40, "output_tokens": 3},
+                ]
+            ),
+            MESSAGE_STOP,
+        ]
+    )
+
+    assert (reader.compaction_input_tokens, reader.compaction_output_tokens) == (95_000, 400)
+    assert reader.usage.input_tokens == 40  # the answer's own figures
+    assert reader.usage.output_tokens == 3
+
+
+def test_an_answer_without_compaction_has_none() -> None:
+    reader = EventReader(params())
+    reader.read([message_start(), block_start(0, {"type": "text", "text": ""}), text(0, "Hi"), block_stop(0)])
+
+    assert (reader.compaction, reader.compactions, reader.marks) == (None, 0, [])

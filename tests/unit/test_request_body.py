@@ -6,7 +6,7 @@ import pytest
 
 from app.chat.params import ChatParams, ModelChoice
 from app.config import Effort, PromptCache, ThinkingDisplay
-from app.upstream.request import count_tokens_body, request_body
+from app.upstream.request import compaction_trigger, count_tokens_body, request_body, with_compaction
 
 MESSAGES = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
 
@@ -14,9 +14,8 @@ MESSAGES = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": 
 def params(**options: Any) -> ChatParams:
     return ChatParams(
         model=ModelChoice("claude-sonnet-5-5", configured=True),
-        messages=MESSAGES,
         max_tokens=1024,
-        **{"system": None, **options},
+        **{"system": None, "messages": MESSAGES, **options},
     )
 
 
@@ -113,3 +112,82 @@ def test_count_tokens_is_asked_for_the_same_prompt_without_what_it_does_not_take
         "output_config": {"effort": "low"},
         "cache_control": {"type": "ephemeral"},
     }
+
+
+BLOCK = {"type": "compaction", "content": "Summary of 3 earlier messages.", "encrypted_content": "e0f1"}
+
+
+def test_an_assistant_turn_anthropic_compacted_in_goes_back_as_the_block_then_the_text() -> None:
+    messages = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello", "compaction": BLOCK},
+        {"role": "user", "content": "More?"},
+    ]
+
+    body = request_body(params(messages=messages))
+
+    assert body["messages"] == [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": [BLOCK, {"type": "text", "text": "Hello"}]},
+        {"role": "user", "content": "More?"},
+    ]
+    assert body["extra_headers"] == {"anthropic-beta": "compact-2026-01-12"}
+    assert "extra_body" not in body  # no edit asked for: the beta is for the block
+
+
+def test_the_compaction_edit_goes_with_its_beta_beside_the_refusal_fallbacks() -> None:
+    body = with_compaction(request_body(params(refusal_fallback=True)), 60_000)
+
+    assert body["extra_body"] == {
+        "fallbacks": "default",
+        "context_management": {
+            "edits": [{"type": "compact_20260112", "trigger": {"type": "input_tokens", "value": 60_000}}]
+        },
+    }
+    assert body["extra_headers"] == {"anthropic-beta": "server-side-fallback-2026-07-01,compact-2026-01-12"}
+
+
+def test_the_compaction_beta_is_named_once_and_an_unknown_trigger_is_anthropics_default() -> None:
+    messages = [
+        {"role": "assistant", "content": "Hello", "compaction": BLOCK},
+        {"role": "user", "content": "Hi"},
+    ]
+
+    body = with_compaction(request_body(params(messages=messages)), None)
+
+    assert body["extra_headers"] == {"anthropic-beta": "compact-2026-01-12"}
+    assert body["extra_body"] == {"context_management": {"edits": [{"type": "compact_20260112"}]}}
+
+
+def test_no_compaction_sends_no_context_management() -> None:
+    body = request_body(params())
+    assert "extra_body" not in body
+    assert "context_management" not in body
+
+
+@pytest.mark.parametrize(
+    ("configured", "window", "trigger"),
+    [
+        (60_000, 100_000, 60_000),  # the setting wins
+        (None, 200_000, 160_000),  # 80 % of the window
+        (None, 1_000_000, 800_000),
+        (None, 40_000, 50_000),  # never below Anthropic's minimum
+        (None, None, None),  # unknown window: Anthropic's own default
+    ],
+)
+def test_the_compaction_trigger(configured: int | None, window: int | None, trigger: int | None) -> None:
+    assert compaction_trigger(configured, window) == trigger
+
+
+def test_count_tokens_of_a_compacted_history_carries_its_beta() -> None:
+    messages = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello", "compaction": BLOCK},
+        {"role": "user", "content": "More?"},
+    ]
+
+    body = count_tokens_body(params(messages=messages, refusal_fallback=True))
+
+    assert body["messages"][1]["content"][0] == BLOCK
+    assert body["extra_headers"] == {"anthropic-beta": "compact-2026-01-12"}  # not the fallback's
+    assert "extra_body" not in body

@@ -146,3 +146,17 @@ def test_the_log_line_names_the_end_user_when_the_gateway_did() -> None:
     assert summary().log_fields()["end_user_id"] is None
     named = ChatSummary(model="claude-sonnet-5-5", stream=False, end_user_id="u-42")
     assert named.log_fields()["end_user_id"] == "u-42"
+
+
+def test_the_log_line_counts_the_compactions_and_their_tokens() -> None:
+    chat = summary()
+    assert (chat.log_fields()["compactions"], chat.log_fields()["compaction_input_tokens"]) == (0, 0)
+
+    chat.note_compactions(1, 95_000, 400)
+
+    fields = chat.log_fields()
+    assert (fields["compactions"], fields["compaction_input_tokens"], fields["compaction_output_tokens"]) == (
+        1,
+        95_000,
+        400,
+    )

@@ -20,10 +20,11 @@ With `"stream": true`: Server-Sent Events. Each event has an `event:` name and a
 whose `type` repeats it: `start` (`id`, `model`) as soon as Anthropic has accepted the request,
 then `thinking` (`text`) while the model thinks (its summary with `"thinking": "summarized"`,
 else one event with an empty `text`), then `delta` (`text`) for each piece of the answer, then
-`end` (`stop_reason`, `usage`, `context`), then `data: [DONE]`. If Anthropic fails after
-thinking or answer text was sent, the stream ends with an `error` event (`error.type`,
-`error.message`) and no `[DONE]`. Comment lines (`: ping`) keep idle connections open, from
-`start` on.
+`end` (`stop_reason`, `usage`, `context`, and `compaction` when Anthropic compacted), then `data: [DONE]`.
+A `compaction` event (`compaction`: the block) comes before the answer's text when Anthropic
+summarises the conversation's older turns. If Anthropic fails after thinking or answer
+text was sent, the stream ends with an `error` event (`error.type`, `error.message`) and no
+`[DONE]`. Comment lines (`: ping`) keep idle connections open, from `start` on.
 """
 
 
@@ -46,7 +47,7 @@ async def chat(
     end_user_id: EndUserIdDep,
 ) -> Response:
     """Send the whole conversation; get the next assistant message, as one JSON body or streamed."""
-    messages = [{"role": message.role, "content": message.content} for message in request.messages]
+    messages = [message.as_turn() for message in request.messages]
     params = ChatParams.with_defaults(settings, messages, request, end_user_id)
     summary = ChatSummary(model=params.model.name, stream=request.stream, end_user_id=params.end_user_id)
     add_to_request_summary(summary)
@@ -68,4 +69,6 @@ async def chat(
     }
     if completion.stop_details is not None:
         body["stop_details"] = completion.stop_details
+    if completion.compaction is not None:
+        body["compaction"] = completion.compaction
     return Response(orjson.dumps(body), media_type="application/json")

@@ -3,10 +3,18 @@
 from dataclasses import fields as dataclass_fields
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    create_model,
+    model_validator,
+)
 
 from app.chat.answer import Usage as UsageCounts
-from app.config import Effort, ThinkingDisplay
+from app.config import Compaction, Effort, ThinkingDisplay
 
 
 def _no_nul(text: str) -> str:
@@ -46,11 +54,43 @@ Role = Annotated[
 ]
 
 
+def _is_compaction_block(block: dict[str, Any]) -> dict[str, Any]:
+    # The rest of the block is Anthropic's to check (its signature): a tampered one is its 400.
+    if block.get("type") != "compaction":
+        raise ValueError('must be the `compaction` block of an answer, as it came (`"type": "compaction"`)')
+    return block
+
+
+# Anthropic's compaction block, opaque: sent back exactly as an answer carried it.
+CompactionBlock = Annotated[
+    dict[str, Any],
+    AfterValidator(_is_compaction_block),
+    Field(
+        description="On an assistant turn only: the `compaction` of the answer it came from, sent "
+        "back unchanged. Anthropic then reads the conversation from its summary on.",
+        json_schema_extra={"examples": [{"type": "compaction", "content": "…", "encrypted_content": "…"}]},
+    ),
+]
+
+
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     role: Role
     content: NonBlank = Field(description="The message text; must not be blank.")
+    compaction: CompactionBlock | None = None
+
+    @model_validator(mode="after")
+    def _compaction_is_the_assistants(self) -> "ChatMessage":
+        if self.compaction is not None and self.role != "assistant":
+            raise ValueError("only an assistant turn carries a `compaction` (the answer's, as it came)")
+        return self
+
+    def as_turn(self) -> dict[str, Any]:
+        turn: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.compaction is not None:
+            turn["compaction"] = self.compaction
+        return turn
 
 
 class ChatOptions(BaseModel):
@@ -80,6 +120,12 @@ class ChatOptions(BaseModel):
         default=None,
         description="How hard the model works on the answer: more effort, more thinking and tokens. "
         "The server's default (else the model's, `high`) if omitted.",
+    )
+    compaction: Compaction | None = Field(
+        default=None,
+        description="`auto`: once the conversation passes the server's trigger, Anthropic summarises "
+        "its older turns into a `compaction` block that the answer carries (send it back on that "
+        "assistant turn); `off`: never. The server's default if omitted.",
     )
 
 
@@ -202,6 +248,11 @@ class ChatResponse(BaseModel):
     )
     usage: Usage
     context: ContextUse | None = Field(description="How full the conversation is: the meter.")
+    compaction: dict[str, Any] | None = Field(
+        default=None,
+        description="When Anthropic compacted the conversation during this answer: the block, "
+        "opaque. Keep it on this assistant turn (`compaction`) when you send the history back.",
+    )
 
 
 class ErrorDetail(BaseModel):

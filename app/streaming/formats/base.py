@@ -2,7 +2,7 @@
 
 from typing import Protocol
 
-from app.chat.answer import End, Handover, Pieces, Start
+from app.chat.answer import Compacted, End, Handover, Pieces, Start
 
 
 class StreamEncoder(Protocol):
@@ -18,6 +18,8 @@ class StreamEncoder(Protocol):
     def pieces(self, pieces: Pieces) -> bytes: ...
 
     def handover(self, handover: Handover) -> bytes: ...
+
+    def compaction(self, compacted: Compacted) -> bytes: ...
 
     def end(self, end: End) -> bytes: ...
 

@@ -6,7 +6,7 @@ The frames around each piece's text are constant bytes, so a token costs one JSO
 
 import orjson
 
-from app.chat.answer import End, Handover, Pieces, Start, Text
+from app.chat.answer import Compacted, End, Handover, Pieces, Start, Text
 
 _DELTA_HEAD = b'event: delta\ndata: {"type":"delta","text":'
 _THINKING_HEAD = b'event: thinking\ndata: {"type":"thinking","text":'
@@ -40,6 +40,10 @@ class ChatEventsEncoder:
             {"from_model": handover.from_model, "to_model": handover.to_model, "reason": handover.reason},
         )
 
+    def compaction(self, compacted: Compacted) -> bytes:
+        # Anthropic is summarising the older turns: a UI can say so before the text comes.
+        return _frame("compaction", {"compaction": compacted.block})
+
     def end(self, end: End) -> bytes:
         data: dict[str, object] = {
             "stop_reason": end.stop_reason,
@@ -48,6 +52,8 @@ class ChatEventsEncoder:
         }
         if end.stop_details is not None:
             data["stop_details"] = end.stop_details
+        if end.compaction is not None:
+            data["compaction"] = end.compaction
         return _frame("end", data) + DONE_FRAME
 
     def error(self, error_type: str, message: str) -> bytes:

@@ -3,7 +3,7 @@
 SSE whose `data:` lines are JSON chunks, checked by the SDK against a strict schema (the package's
 `ui-message-chunks`), then `data: [DONE]`:
 
-    start · start-step · reasoning-start, reasoning-delta…, reasoning-end · text-start,
+    start · start-step · [data-compaction] · reasoning-start, reasoning-delta…, reasoning-end · text-start,
     text-delta…, text-end · finish-step · message-metadata · finish · [DONE]
 
 Thinking comes before text. With a summary, its pieces are `reasoning-delta`s. Without one
@@ -18,7 +18,7 @@ A failure after the start ends the stream the way the SDK's own `streamText` ser
 
 import orjson
 
-from app.chat.answer import End, Handover, Pieces, Start, Text
+from app.chat.answer import Compacted, End, Handover, Pieces, Start, Text
 
 # Ids of the parts within this message; one reasoning part and one text part at most.
 _REASONING_ID = "reasoning-0"
@@ -95,6 +95,11 @@ class UIMessageStreamEncoder:
                 "messageMetadata": {"model": handover.to_model, "fallbackFrom": handover.from_model},
             }
         )
+
+    def compaction(self, compacted: Compacted) -> bytes:
+        # A data part of the message: useChat keeps it in `parts` and sends it back unchanged on
+        # the next turn, where /chat/ui turns it back into the block.
+        return _chunk({"type": "data-compaction", "data": compacted.block})
 
     def end(self, end: End) -> bytes:
         usage = end.usage
