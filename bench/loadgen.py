@@ -32,8 +32,9 @@ RELAY = "relay"
 ANTHROPIC = "anthropic"
 READ_SIZE = 1 << 16
 RELAY_JSON_KEYS = frozenset({"id", "model", "role", "content", "stop_reason", "usage"})
-# The service adds the thinking summary (null unless asked for); the reference relay has none.
-RELAY_JSON_OPTIONAL_KEYS = frozenset({"thinking"})
+# The service adds the thinking summary (null unless asked for), the meter, and what a refusal or
+# a compaction carries; the reference relay has none of them.
+RELAY_JSON_OPTIONAL_KEYS = frozenset({"thinking", "context", "stop_details", "compaction"})
 
 
 class ProtocolError(Exception):
