@@ -447,14 +447,7 @@ class FakeAnthropic:
                 if reply.raw_body is not None:
                     self._send(writer, reply.status, "text/html", reply.raw_body, request_id, reply.headers)
                 else:
-                    self._send_error(
-                        writer,
-                        reply.status,
-                        reply.error_type or "api_error",
-                        reply.error_message,
-                        request_id,
-                        reply.headers,
-                    )
+                    self._send_scripted_error(writer, reply, request_id)
                 await writer.drain()
                 received.finished = True
                 return True
@@ -496,19 +489,22 @@ class FakeAnthropic:
                 with contextlib.suppress(asyncio.CancelledError):
                     await gone
 
+    def _send_scripted_error(self, writer: asyncio.StreamWriter, reply: Reply, request_id: str) -> None:
+        self._send_error(
+            writer,
+            reply.status,
+            reply.error_type or "api_error",
+            reply.error_message,
+            request_id,
+            reply.headers,
+        )
+
     def _count_tokens(
         self, reply: Reply, body: dict[str, Any], writer: asyncio.StreamWriter, request_id: str
     ) -> bool:
         """The Token Counting API: the estimate the Messages API bills, or a scripted error."""
         if reply.status != 200:
-            self._send_error(
-                writer,
-                reply.status,
-                reply.error_type or "api_error",
-                reply.error_message,
-                request_id,
-                reply.headers,
-            )
+            self._send_scripted_error(writer, reply, request_id)
         else:
             counted = json.dumps({"input_tokens": input_tokens(body)}).encode()
             self._send(writer, 200, "application/json", counted, request_id)

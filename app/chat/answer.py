@@ -122,11 +122,7 @@ class Completion:
     model: str
     text: str
     thinking: str | None  # the summary, when summarized thinking was asked for
-    stop_reason: str | None
-    usage: Usage
-    stop_details: dict[str, Any] | None = None
-    context: ContextUse | None = None
-    compaction: dict[str, Any] | None = None
+    end: End  # how it ended: the stop reason, usage, the meter, what a refusal or compaction left
 
     @classmethod
     def of(cls, start: Start, pieces: Pieces, end: End, *, summarized: bool) -> "Completion":
@@ -135,14 +131,4 @@ class Completion:
         thinking = (
             "".join([piece.text for piece in pieces if type(piece) is Thinking]) if summarized else None
         )
-        return cls(
-            start.message_id,
-            start.model,
-            text,
-            thinking,
-            end.stop_reason,
-            end.usage,
-            end.stop_details,
-            end.context,
-            end.compaction,
-        )
+        return cls(start.message_id, start.model, text, thinking, end)

@@ -43,11 +43,13 @@ def test_a_completion_joins_the_text_and_keeps_thinking_only_when_summarized(
     completion = Completion.of(
         Start("msg_1", "claude-sonnet-5-5"), PIECES, End("end_turn", usage), summarized=summarized
     )
-    assert completion == Completion("msg_1", "claude-sonnet-5-5", "Hello, world", thinking, "end_turn", usage)
+    assert completion == Completion(
+        "msg_1", "claude-sonnet-5-5", "Hello, world", thinking, End("end_turn", usage)
+    )
 
 
 def test_a_summarized_completion_without_thinking_has_empty_thinking() -> None:
     completion = Completion.of(
         Start("m", "x"), [Thinking(""), Text("Hi")], End(None, Usage()), summarized=True
     )
-    assert (completion.text, completion.thinking, completion.stop_reason) == ("Hi", "", None)
+    assert (completion.text, completion.thinking, completion.end.stop_reason) == ("Hi", "", None)

@@ -10,7 +10,7 @@ from app.http.middleware.request_log import add_to_request_summary
 from app.http.schemas.chat import ChatRequest, ChatResponse
 from app.observability.summary import ChatSummary
 from app.streaming.client_gone import cancelled_if_client_leaves
-from app.streaming.formats.chat_events import ChatEventsEncoder
+from app.streaming.formats.chat_events import ChatEventsEncoder, ending
 from app.streaming.relay import stream_response
 
 router = APIRouter()
@@ -63,12 +63,6 @@ async def chat(
         "role": "assistant",
         "content": completion.text,
         "thinking": completion.thinking,
-        "stop_reason": completion.stop_reason,
-        "usage": completion.usage.as_dict(),
-        "context": completion.context.as_dict() if completion.context is not None else None,
+        **ending(completion.end),
     }
-    if completion.stop_details is not None:
-        body["stop_details"] = completion.stop_details
-    if completion.compaction is not None:
-        body["compaction"] = completion.compaction
     return Response(orjson.dumps(body), media_type="application/json")

@@ -14,6 +14,21 @@ _TAIL = b"}\n\n"
 DONE_FRAME = b"data: [DONE]\n\n"
 
 
+def ending(end: End) -> dict[str, object]:
+    """How an answer ended, as `/chat` says it in the `end` event and in the JSON answer alike:
+    what a refusal or a compaction left only when there is one."""
+    fields: dict[str, object] = {
+        "stop_reason": end.stop_reason,
+        "usage": end.usage.as_dict(),
+        "context": end.context.as_dict() if end.context is not None else None,
+    }
+    if end.stop_details is not None:
+        fields["stop_details"] = end.stop_details
+    if end.compaction is not None:
+        fields["compaction"] = end.compaction
+    return fields
+
+
 def _frame(event: str, data: dict[str, object]) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + orjson.dumps({"type": event, **data}) + b"\n\n"
 
@@ -45,16 +60,7 @@ class ChatEventsEncoder:
         return _frame("compaction", {"compaction": compacted.block})
 
     def end(self, end: End) -> bytes:
-        data: dict[str, object] = {
-            "stop_reason": end.stop_reason,
-            "usage": end.usage.as_dict(),
-            "context": end.context.as_dict() if end.context is not None else None,
-        }
-        if end.stop_details is not None:
-            data["stop_details"] = end.stop_details
-        if end.compaction is not None:
-            data["compaction"] = end.compaction
-        return _frame("end", data) + DONE_FRAME
+        return _frame("end", ending(end)) + DONE_FRAME
 
     def error(self, error_type: str, message: str) -> bytes:
         return _frame("error", {"error": {"type": error_type, "message": message}})
