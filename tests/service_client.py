@@ -139,7 +139,10 @@ class LogReader:
         return self._read()
 
     def lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.text().splitlines() if line.strip()]
+        """Complete lines only: the service's stdout is block-buffered, so the file can end in
+        the first part of a line whose rest is still in the buffer."""
+        complete, _, _ = self.text().rpartition("\n")
+        return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
     def for_request(self, request_id: str, *, wait_for_summary: bool = True) -> list[dict[str, Any]]:
         """The lines of one request; the summary line is written once the response is over."""
