@@ -130,6 +130,21 @@ def test_every_model_overloaded_is_a_503_after_each_models_retries(
     )
 
 
+def test_a_fallback_model_anthropic_does_not_know_is_the_operators_to_fix(
+    client: httpx.Client, fake: FakeAnthropic
+) -> None:
+    fake.overloaded_models.add(CURRENT_MODEL)
+    fake.enqueue(Reply.error(404, "not_found_error", f"model: {FALLBACK}"))
+
+    response = client.post("/chat", json=chat_body())
+
+    assert response.status_code == 502
+    detail = response.json()["detail"]
+    assert detail["type"] == "configured_model_not_found"
+    assert "Set CHAT_FALLBACK_MODELS to a current model" in detail["message"]
+    assert models_asked(fake) == [CURRENT_MODEL] * ATTEMPTS + [FALLBACK]  # a 404 moves no further
+
+
 @MODES
 def test_a_request_error_never_falls_back(client: httpx.Client, fake: FakeAnthropic, stream: bool) -> None:
     fake.enqueue(Reply.error(400, "invalid_request_error", "messages: roles must alternate"))

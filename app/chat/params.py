@@ -3,15 +3,25 @@
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from app.config import Compaction, Effort, PromptCache, Settings, ThinkingDisplay
+from app.config import (
+    FALLBACK_SETTING,
+    MODEL_SETTING,
+    Compaction,
+    Effort,
+    PromptCache,
+    Settings,
+    ThinkingDisplay,
+)
 
 
 @dataclass(frozen=True, slots=True)
 class ModelChoice:
-    """The model asked for, and whether the server's setting chose it (not the request)."""
+    """The model asked for, and whether the server's setting chose it (not the request): then
+    `setting` names that setting, for the operator who must change it."""
 
     name: str
     configured: bool
+    setting: str = MODEL_SETTING
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +81,10 @@ class ChatParams:
     @property
     def models(self) -> list[ModelChoice]:
         """The model, then its fallbacks, as the service would call them in turn."""
-        return [self.model, *(ModelChoice(name, configured=True) for name in self.fallbacks)]
+        return [
+            self.model,
+            *(ModelChoice(name, configured=True, setting=FALLBACK_SETTING) for name in self.fallbacks),
+        ]
 
     @property
     def summarized(self) -> bool:

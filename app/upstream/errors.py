@@ -78,8 +78,8 @@ def _describe(kind: ErrorKind, upstream_message: str, model: ModelChoice) -> str
     if kind is ErrorKind.CONFIGURED_MODEL_NOT_FOUND:
         return (
             f"The configured model {model.name!r} is unknown to Anthropic or retired "
-            f"(upstream said: {upstream_message}). Set {MODEL_SETTING} to a current model, "
-            f"e.g. {MODEL_SETTING}=claude-sonnet-5-5."
+            f"(upstream said: {upstream_message}). Set {model.setting} to a current model, "
+            f"e.g. {model.setting}=claude-sonnet-5-5."
         )
     if kind is ErrorKind.MODEL_NOT_FOUND:
         return (

@@ -146,7 +146,8 @@ def test_the_fallback_models_follow_the_configured_one(make_settings: SettingsFa
 
     assert params.models == [
         ModelChoice("claude-sonnet-5-5", configured=True),
-        ModelChoice("claude-haiku-4-5", configured=True),  # the configured model is not tried twice
+        # The configured model is not tried twice; a fallback's problems name its own setting.
+        ModelChoice("claude-haiku-4-5", configured=True, setting="CHAT_FALLBACK_MODELS"),
     ]
 
 

@@ -132,6 +132,13 @@ def test_the_configured_model_not_found_tells_the_operator_to_set_chat_model() -
     assert "Set CHAT_MODEL to a current model" in error.message
 
 
+def test_a_fallback_model_not_found_names_the_fallback_setting() -> None:
+    fallback = ModelChoice("claude-gone-1", configured=True, setting="CHAT_FALLBACK_MODELS")
+    error = from_error_body(body("not_found_error", "model: claude-gone-1"), model=fallback, status=404)
+    assert error.kind is ErrorKind.CONFIGURED_MODEL_NOT_FOUND
+    assert "Set CHAT_FALLBACK_MODELS to a current model" in error.message
+
+
 def test_a_requested_model_not_found_tells_the_client_to_choose_another() -> None:
     error = from_error_body(body("not_found_error"), model=REQUESTED, status=404)
     assert error.kind is ErrorKind.MODEL_NOT_FOUND
