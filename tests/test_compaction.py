@@ -222,6 +222,24 @@ def test_compaction_auto_in_the_request_turns_it_on(service: Service, fake: Fake
     assert "compaction" not in response.json()
 
 
+def test_count_tokens_of_a_compacted_conversation_is_the_next_turns_billed_input(
+    compacting: Service, fake: FakeAnthropic
+) -> None:
+    with httpx.Client(base_url=compacting.url, timeout=30) as client:
+        first = client.post("/chat", json={"messages": [user_turn(1, TRIGGER + 1)]}).json()
+        history = [
+            user_turn(1, TRIGGER + 1),
+            {"role": "assistant", "content": first["content"], "compaction": first["compaction"]},
+            {"role": "user", "content": "Go on."},
+        ]
+        counted = client.post("/chat/count_tokens", json={"messages": history}).json()
+        usage = client.post("/chat", json={"messages": history}).json()["usage"]
+
+    # Counted from the block on, as Anthropic reads it, not the 60,001 words it summarises.
+    billed = usage["input_tokens"] + usage["cache_read_input_tokens"] + usage["cache_creation_input_tokens"]
+    assert counted["input_tokens"] == billed < TRIGGER
+
+
 def test_a_tampered_block_is_anthropics_400_relayed(compacting: Service, fake: FakeAnthropic) -> None:
     with httpx.Client(base_url=compacting.url, timeout=30) as client:
         first = client.post("/chat", json={"messages": [user_turn(1, TRIGGER + 1)]}).json()

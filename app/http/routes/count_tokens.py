@@ -30,7 +30,7 @@ async def count_tokens(
     """The body `/chat` takes (without `stream`), counted as it would be sent: the system prompt,
     thinking and effort included. Counting has its own rate limit at Anthropic: use an answer's
     `context` for the running figure, and count only before sending something large."""
-    messages = [{"role": message.role, "content": message.content} for message in request.messages]
+    messages = [message.as_turn() for message in request.messages]
     params = ChatParams.with_defaults(settings, messages, request, end_user_id)
     summary = ChatSummary(model=params.model.name, stream=False, end_user_id=params.end_user_id)
     add_to_request_summary(summary)
