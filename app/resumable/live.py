@@ -2,8 +2,8 @@
 
 The relay's frames (app/streaming/relay.py) are read here in a task of the answer's own, so that
 a reader leaving ends nothing. Each frame goes at once to the reader in this process (the request
-that asked), and to the store behind it: while one write is under way the next frames gather, so
-Redis sees one entry per batch however fast the tokens come, and the live reader never waits on it.
+that asked), and to the worker's writer (writer.py), which stores it with the frames of every
+other answer a flush later: the live reader never waits on Redis.
 
 The answer ends on its own, or when told: a stop (from any worker), no reader for the grace
 period, the shutdown's grace running out. Then the relay is cancelled, which closes the upstream
@@ -19,16 +19,14 @@ import structlog
 
 from app.observability.metrics import RESUME_STORE_ERRORS
 from app.observability.summary import ChatSummary
-from app.resumable.store import ResumeStore, StoreUnavailable
+from app.resumable.store import Entry, ResumeStore, StoreUnavailable
+from app.resumable.writer import StoreWriter
 
 log = structlog.get_logger(__name__)
 
 # Why an answer was ended before its end: the summary's outcome, and the frames readers get.
 Ending = Literal["stopped", "abandoned", "shutdown", "client_disconnected"]
 
-# A batch waits this long for more frames: fewer, larger entries, and a resumed reader at most
-# this far behind the live one.
-FLUSH_DELAY = 0.02
 # Frames waiting for a Redis that does not keep up; past this the answer is no longer stored.
 MAX_PENDING_BYTES = 1 << 20
 # How often an answer without a reader here asks whether one is attached elsewhere.
@@ -41,6 +39,7 @@ class LiveAnswer:
         stream_id: str,
         frames: AsyncGenerator[bytes, None],
         store: ResumeStore,
+        writer: StoreWriter,
         summary: ChatSummary,
         *,
         grace: float,
@@ -54,6 +53,7 @@ class LiveAnswer:
         self.chat_id = chat_id
         self._frames = frames
         self._store = store
+        self._writer = writer
         self._summary = summary
         self._grace = grace
         self._closing_frames = closing_frames
@@ -74,10 +74,10 @@ class LiveAnswer:
         self.storing = True
         self._pending: list[bytes] = []
         self._pending_bytes = 0
-        self._writer_waiter: asyncio.Future[None] | None = None
+        self._end_taken = False
+        self._written: asyncio.Future[None] = loop.create_future()  # the last entry, or never
         self._reader_watch: asyncio.Task[None] | None = None
         self._task = asyncio.ensure_future(self._run())
-        self._writer = asyncio.ensure_future(self._write())
 
     # How it ends
 
@@ -105,11 +105,12 @@ class LiveAnswer:
         finally:
             self._finished = True
             self._wake_local()
-            self._wake_writer()
             if self._reader_watch is not None:
                 self._reader_watch.cancel()
             try:
-                await asyncio.wait([self._writer])  # each write is bounded by the store's time-out
+                if self.storing:
+                    self._writer.due(self, urgent=True)
+                    await asyncio.wait([self._written])  # bounded by the store's time-out
             finally:
                 self._on_done(self)
                 if not self.done.done():
@@ -126,15 +127,11 @@ class LiveAnswer:
             self._pending_bytes += len(frame)
             if self._pending_bytes > MAX_PENDING_BYTES:
                 self._stop_storing("backlog", f"over {MAX_PENDING_BYTES} bytes waiting for Redis")
-            else:
-                self._wake_writer()
+            elif len(self._pending) == 1:
+                self._writer.due(self, urgent=self._meta is not None)
 
     def _wake_local(self) -> None:
         if (waiter := self._local_waiter) is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def _wake_writer(self) -> None:
-        if (waiter := self._writer_waiter) is not None and not waiter.done():
             waiter.set_result(None)
 
     # The reader in this process
@@ -185,45 +182,42 @@ class LiveAnswer:
                 self.end("abandoned")
                 return
 
-    # The store
+    # The store, through the worker's writer
 
-    async def _write(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self.storing:
-            if not self._pending and not self._finished:
-                self._writer_waiter = loop.create_future()
-                await self._writer_waiter
-                continue
-            if not self._finished and self._meta is None:
-                # Gathers what comes meanwhile into one entry. Not for the first, which makes the
-                # answer known (a stop, a resume, the chat's pointer) as soon as it can.
-                await asyncio.sleep(FLUSH_DELAY)
-            end = self._finished
-            frames, self._pending = self._pending, []
-            self._pending_bytes = 0
-            meta, self._meta = self._meta, None
-            try:
-                resumed = await self._store.append(
-                    self.stream_id,
-                    b"".join(frames),
-                    self._last_event_id(),
-                    begin=meta,
-                    chat_id=self.chat_id,
-                    end=end,
-                )
-            except StoreUnavailable as exc:
-                self._stop_storing("append", str(exc))
-                return
-            if end:
-                self._summary.resumed_readers = resumed or 0
-                return
+    def take_entry(self) -> Entry | None:
+        """The frames not yet written, as one entry (the last one once the answer is over)."""
+        if not self.storing or self._end_taken or (not self._pending and not self._finished):
+            return None
+        self._end_taken = self._finished
+        frames, self._pending = self._pending, []
+        self._pending_bytes = 0
+        meta, self._meta = self._meta, None
+        return Entry(
+            self.stream_id,
+            b"".join(frames),
+            self._last_event_id(),
+            begin=meta,
+            chat_id=self.chat_id,
+            end=self._finished,
+        )
+
+    def written(self, entry: Entry, resumed: int | None) -> None:
+        if entry.end:
+            self._summary.resumed_readers = resumed or 0
+            self._written.set_result(None)
+
+    def not_written(self, reason: str) -> None:
+        self._stop_storing("append", reason)
 
     def _stop_storing(self, operation: str, reason: str) -> None:
         """Redis failed this answer: it goes on for its live reader, unresumable."""
+        if not self.storing:
+            return
         self.storing = False
         self._summary.resumable = False
         self._pending.clear()
-        self._wake_writer()
+        if not self._written.done():
+            self._written.set_result(None)
         RESUME_STORE_ERRORS.labels(operation).inc()
         log.warning("resume_store_unavailable", operation=operation, error=reason, resumable=False)
         if not self._local_attached:

@@ -19,6 +19,7 @@ from app.resumable.errors import ResumeUnavailable, StreamNotFound
 from app.resumable.live import Ending, LiveAnswer
 from app.resumable.readers import resumed_frames
 from app.resumable.store import LIVE_EXPIRY, Format, ResumeStore, Stored, StoreUnavailable
+from app.resumable.writer import StoreWriter
 from app.streaming.shutdown import Draining
 
 log = structlog.get_logger(__name__)
@@ -34,10 +35,12 @@ class Resumption:
         self.store = store
         self._grace = grace
         self._draining = draining
+        self._writer = StoreWriter(store)
         self._live: dict[str, LiveAnswer] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
+        self._writer.start()
         self._tasks = [
             asyncio.ensure_future(self._check_store()),
             asyncio.ensure_future(self._listen_for_stops()),
@@ -53,7 +56,8 @@ class Resumption:
         for answer in answers:
             answer.end("shutdown")
         if answers:
-            await asyncio.wait([answer.done for answer in answers])
+            await asyncio.wait([answer.done for answer in answers])  # their last entries written
+        await self._writer.aclose()
         await self.store.aclose()
 
     # Answers in flight here
@@ -74,6 +78,7 @@ class Resumption:
             stream_id,
             frames,
             self.store,
+            self._writer,
             summary,
             grace=self._grace,
             closing_frames=closing_frames,

@@ -72,6 +72,18 @@ class Stored:
 
 
 @dataclass(frozen=True, slots=True)
+class Entry:
+    """What one answer adds in one write."""
+
+    stream_id: str
+    frames: bytes
+    last_event_id: int
+    begin: dict[str, str] | None = None  # the answer's first entry: its meta
+    chat_id: str | None = None
+    end: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Keys:
     events: str
     meta: str
@@ -128,45 +140,39 @@ class ResumeStore:
     async def ping(self) -> None:
         await self._bounded(self._redis.ping)
 
-    # The writer of an answer (one per answer, in the worker that runs it)
+    # The worker's writer: the new frames of all its answers, one pipeline per flush
 
-    async def append(
-        self,
-        stream_id: str,
-        frames: bytes,
-        last_event_id: int,
-        *,
-        begin: dict[str, str] | None = None,
-        chat_id: str | None = None,
-        end: bool = False,
-    ) -> int | None:
-        """Adds one entry. The first (`begin`: the meta) also writes the meta and the chat's
-        pointer; the last (`end`) marks the answer done, starts the TTL and returns how many
-        readers resumed it."""
-        keys = Keys.of(stream_id)
-        fields: dict[str, bytes | int] = {"f": frames, "n": last_event_id}
-        if end:
-            fields["e"] = 1
+    async def append(self, entries: list["Entry"]) -> list[int | None]:
+        """Adds one entry to each answer. An answer's first (`begin`: its meta) also writes the
+        meta and the chat's pointer; its last (`end`) marks it done, starts its TTL, and reads how
+        many readers resumed it. Returns that count for each entry that ends its answer."""
+        resumed_at: list[int | None] = []
 
         def build(pipe: Pipeline) -> None:
-            if begin is not None:
-                pipe.hset(keys.meta, mapping={**begin, "state": "live"})  # type: ignore[dict-item]
-                pipe.expire(keys.meta, LIVE_EXPIRY)
-                if chat_id is not None:
-                    pipe.set(chat_key(chat_id), stream_id, ex=LIVE_EXPIRY)
-            pipe.xadd(keys.events, fields)  # type: ignore[arg-type]
-            if begin is not None:
-                pipe.expire(keys.events, LIVE_EXPIRY)
-            if end:
-                pipe.hset(keys.meta, "state", "done")
-                for key in (keys.events, keys.meta, keys.resumed):
-                    pipe.expire(key, self.ttl)
-                if chat_id is not None:
-                    pipe.expire(chat_key(chat_id), self.ttl)
-                pipe.get(keys.resumed)
+            for entry in entries:
+                keys = Keys.of(entry.stream_id)
+                fields: dict[str, bytes | int] = {"f": entry.frames, "n": entry.last_event_id}
+                if entry.end:
+                    fields["e"] = 1
+                if entry.begin is not None:
+                    pipe.hset(keys.meta, mapping={**entry.begin, "state": "live"})  # type: ignore[dict-item]
+                    pipe.expire(keys.meta, LIVE_EXPIRY)
+                    if entry.chat_id is not None:
+                        pipe.set(chat_key(entry.chat_id), entry.stream_id, ex=LIVE_EXPIRY)
+                pipe.xadd(keys.events, fields)  # type: ignore[arg-type]
+                if entry.begin is not None:
+                    pipe.expire(keys.events, LIVE_EXPIRY)
+                if entry.end:
+                    pipe.hset(keys.meta, "state", "done")
+                    for key in (keys.events, keys.meta, keys.resumed):
+                        pipe.expire(key, self.ttl)
+                    if entry.chat_id is not None:
+                        pipe.expire(chat_key(entry.chat_id), self.ttl)
+                    pipe.get(keys.resumed)
+                resumed_at.append(len(pipe) - 1 if entry.end else None)
 
         results = await self._pipeline(build)
-        return int(results[-1] or 0) if end else None
+        return [None if index is None else int(results[index] or 0) for index in resumed_at]
 
     async def keep_alive(self, answers: Iterable[tuple[str, str | None]]) -> None:
         """Renews the keys of this worker's answers in flight: (stream id, chat id)."""
