@@ -116,13 +116,20 @@ class Resumption:
 
     async def _listen_for_stops(self) -> None:
         down = False
+
+        def subscribed() -> None:
+            nonlocal down
+            if down:
+                log.info("resume_store_available", operation="subscribe")
+            down = False
+
         while True:
             try:
-                async for stream_id in self.store.stops():
+                async for stream_id in self.store.stops(subscribed):
                     if (answer := self._live.get(stream_id)) is not None:
                         answer.end("stopped")
             except Exception as exc:  # the subscription failed: Redis is down, or went away
-                if not down:
+                if not down:  # once per outage
                     RESUME_STORE_ERRORS.labels("subscribe").inc()
                     log.warning("resume_store_unavailable", operation="subscribe", error=str(exc))
                 down = True

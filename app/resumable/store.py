@@ -197,23 +197,23 @@ class ResumeStore:
         return value.decode() if isinstance(value, bytes) else None
 
     async def open(self, stream_id: str) -> Stored | None:
-        """The answer as stored so far, the reader counted in; None if there is none."""
+        """The answer as stored so far, the reader counted in; None if there is none. One round
+        trip: the reader's mark and count go with the read (for an id with no answer they are
+        keys that expire on their own)."""
         keys = Keys.of(stream_id)
 
         def build(pipe: Pipeline) -> None:
             pipe.hgetall(keys.meta)
             pipe.xrange(keys.events)
+            self._mark_reader(pipe, keys, first=True)
 
-        meta, entries = await self._pipeline(build)
+        meta, entries, *_ = await self._pipeline(build)
         if not meta:
             return None
-        live = meta.get(b"state") == b"live"
-        if live:
-            await self._pipeline(lambda pipe: self._mark_reader(pipe, keys, first=True))
         request_id = meta.get(b"request_id")
         return Stored(
             format=meta.get(b"format", b"").decode(),
-            live=live,
+            live=meta.get(b"state") == b"live",
             request_id=request_id.decode() if request_id else None,
             chunks=[_chunk(entry_id, fields) for entry_id, fields in entries],
         )
@@ -255,10 +255,11 @@ class ResumeStore:
         await self._bounded(lambda: self._redis.publish(STOP_CHANNEL, stream_id))
         return True
 
-    async def stops(self) -> AsyncIterator[str]:
+    async def stops(self, on_subscribed: Callable[[], None]) -> AsyncIterator[str]:
         """The stream ids of stops requested anywhere, for as long as the subscription holds."""
         async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
             await self._bounded(lambda: pubsub.subscribe(STOP_CHANNEL))
+            on_subscribed()
             async for message in pubsub.listen():
                 if message["type"] == "message":
                     yield message["data"].decode()

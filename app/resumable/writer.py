@@ -70,7 +70,9 @@ class StoreWriter:
                 continue
             try:
                 resumed = await self._store.append([entry for _, entry in writes])
-            except StoreUnavailable as exc:
+            except Exception as exc:  # never let a failure stop the writer: answers wait on it
+                if not isinstance(exc, StoreUnavailable):
+                    log.exception("resume_store_write_failed")
                 for answer, _ in writes:
                     answer.not_written(str(exc))
                 continue
