@@ -49,6 +49,11 @@ class Resumption:
         ]
 
     async def aclose(self) -> None:
+        running = [answer.done for answer in self._live.values()]
+        if running and self._draining.started.is_set():
+            # Answers whose readers left go on through the shutdown's grace period, as streams
+            # do: a reader may still come back for them through another worker.
+            await asyncio.wait(running)  # they end by themselves, or when the grace period does
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
