@@ -523,10 +523,16 @@ def test_redis_killed_mid_stream_costs_the_live_reader_nothing_and_resume_says_5
         redis.stop()
 
 
+@pytest.fixture(scope="module")
+def redis_unreachable(start_service: Callable[..., Service]) -> Service:
+    """Started with nothing listening at CHAT_REDIS_URL."""
+    return start_service(CHAT_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+
+
 def test_start_up_with_redis_unreachable_is_a_warning_and_answers_still_stream(
-    start_service: Callable[..., Service], fake: FakeAnthropic
+    redis_unreachable: Service, fake: FakeAnthropic
 ) -> None:
-    service = start_service(CHAT_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    service = redis_unreachable
     reply = Reply.text(numbered_tokens(8), interval=0.01)
     fake.enqueue(reply)
 
@@ -543,6 +549,23 @@ def test_start_up_with_redis_unreachable_is_a_warning_and_answers_still_stream(
     assert service.log.summary(response.headers["x-request-id"])["resumable"] is False
     assert resumed.status_code == 503
     assert resumed.json()["detail"]["type"] == "resume_unavailable"
+
+
+def test_without_redis_a_reader_leaving_closes_the_upstream_call_at_once(
+    redis_unreachable: Service, fake: FakeAnthropic
+) -> None:
+    # Nobody could come back for this answer: as without resumption, no grace period.
+    service = redis_unreachable
+    fake.enqueue(Reply.text(numbered_tokens(200), interval=0.05))
+
+    cut = cut_after(service.url, 4)
+
+    assert fake.wait_for(lambda: fake.received[-1].client_gone, timeout=2)
+    gone_at = fake.received[-1].client_gone_at
+    assert gone_at is not None
+    assert gone_at - cut.left_at < 1.0
+    summary = service.log.summary(cut.request_id)
+    assert (summary["outcome"], summary["resumable"]) == ("client_disconnected", False)
 
 
 # What operators see
