@@ -339,6 +339,29 @@ def test_an_answer_nobody_comes_back_for_is_closed_at_the_grace_periods_end(
     )
 
 
+def test_a_resumed_reader_leaving_starts_the_grace_period_too(
+    resumable: Service, replica: ServiceProcess, fake: FakeAnthropic
+) -> None:
+    fake.enqueue(Reply.text(numbered_tokens(300), interval=0.05))  # 15 s of answer
+    cut = cut_after(resumable.url, 3)
+
+    # Back on another replica for a while, then gone again for good.
+    with httpx.stream(
+        "GET", replica.url + resume_url(cut.stream_id), headers={"Last-Event-ID": cut.last_id}
+    ) as response:
+        events = iter_events(response)
+        for _ in range(30):
+            next(events)
+    left_again_at = time.monotonic()
+
+    assert fake.wait_for(lambda: fake.received[-1].client_gone, timeout=GRACE + 5)
+    gone_at = fake.received[-1].client_gone_at
+    assert gone_at is not None
+    assert abs(gone_at - left_again_at - GRACE) <= 1.0
+    summary = resumable.log.summary(cut.request_id)
+    assert (summary["outcome"], summary["resumed_readers"]) == ("abandoned", 1)
+
+
 def test_a_reader_back_before_the_grace_periods_end_gets_the_whole_answer(
     resumable: Service, fake: FakeAnthropic
 ) -> None:
