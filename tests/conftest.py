@@ -357,6 +357,13 @@ def service(start_service: Callable[..., Service]) -> Service:
 
 
 @pytest.fixture(scope="session")
+def resumption_on() -> bool:
+    """Whether `service` keeps its streamed answers for readers that come back (CHAT_REDIS_URL):
+    off here, on where test_resume_suites.py runs the suites again."""
+    return False
+
+
+@pytest.fixture(scope="session")
 def frontend_service(start_service: Callable[..., Service]) -> Service:
     """The service as a web frontend meets it: CORS for FRONTEND_ORIGIN, the demo page at /."""
     return start_service(**FRONTEND_ENV)

@@ -17,6 +17,7 @@ class Event:
     name: str | None
     data: str
     at: float  # time.monotonic() when its blank line arrived
+    id: str | None = None  # its `id:` line (a resumable answer's events are numbered)
 
     @property
     def json(self) -> Any:
@@ -52,6 +53,7 @@ class _EventLines:
     def __init__(self, stream: EventStream) -> None:
         self.stream = stream
         self.name: str | None = None
+        self.id: str | None = None
         self.data: list[str] = []
 
     def feed(self, line: str) -> Event | None:
@@ -59,14 +61,16 @@ class _EventLines:
         if line == "":
             event = None
             if self.data:
-                event = Event(self.name, "\n".join(self.data), time.monotonic())
+                event = Event(self.name, "\n".join(self.data), time.monotonic(), self.id)
                 self.stream.events.append(event)
-            self.name, self.data = None, []
+            self.name, self.id, self.data = None, None, []
             return event
         if line.startswith(":"):
             self.stream.pings += 1
         elif line.startswith("event:"):
             self.name = line[6:].strip()
+        elif line.startswith("id:"):
+            self.id = line[3:].strip()
         elif line.startswith("data:"):
             self.data.append(line[6:] if line.startswith("data: ") else line[5:])
         return None

@@ -37,7 +37,7 @@ def test_json_answer_can_be_appended_to_the_history(client: httpx.Client, fake: 
 
 
 def test_stream_relays_every_token_byte_for_byte_and_ends_with_done(
-    client: httpx.Client, fake: FakeAnthropic
+    client: httpx.Client, fake: FakeAnthropic, resumption_on: bool
 ) -> None:
     fake.enqueue(Reply.text(TRICKY_TOKENS))
 
@@ -51,7 +51,12 @@ def test_stream_relays_every_token_byte_for_byte_and_ends_with_done(
     assert stream.names == ["start", *["delta"] * len(TRICKY_TOKENS), "end", None]
     assert [event.json["text"] for event in stream.deltas] == list(TRICKY_TOKENS)
     start, end = stream.events[0].json, stream.events[-2].json
-    assert start == {"type": "start", "id": start["id"], "model": CURRENT_MODEL}
+    # A resumable answer numbers its events and says under which id to come back for it.
+    resumable = {"stream_id": start["stream_id"]} if resumption_on else {}
+    assert start == {"type": "start", "id": start["id"], "model": CURRENT_MODEL, **resumable}
+    count = len(stream.events)
+    ids = [str(number) for number in range(1, count + 1)] if resumption_on else [None] * count
+    assert [event.id for event in stream.events] == ids
     usage = {
         "input_tokens": input_tokens(fake.received[-1].body),
         "output_tokens": len(TRICKY_TOKENS),
