@@ -1,7 +1,7 @@
 """Replicas behind nginx (docker-compose.scale.yml), as an operator runs them on one host.
 
-One stack per module: three replicas of the image under test and nginx (the official image if
-present, else the one .ci/docker-setup builds from Debian's package), in front of the fake.
+One stack per module: three replicas of the image under test, nginx and Redis (the official images
+if present, else the ones .ci/docker-setup builds from Debian's packages), in front of the fake.
 Every wait is bounded; the compose project is taken down whatever happens.
 """
 
@@ -37,6 +37,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.container]
 REPLICAS = 3
 OFFICIAL_NGINX = "nginx:1.28"
 LOCAL_NGINX = "chat-service-nginx:bookworm"
+OFFICIAL_REDIS = "redis:7"
+LOCAL_REDIS = "chat-service-redis:bookworm"
 
 
 def compose_command() -> list[str]:
@@ -47,23 +49,24 @@ def compose_command() -> list[str]:
     pytest.fail("neither `docker compose` nor `docker-compose` is installed (bash .ci/docker-setup)")
 
 
-def nginx_image() -> str:
-    """NGINX_IMAGE if set (.ci/docker-setup prints it), the official image if present, else the
-    local one, built here if missing."""
+def deploy_image(variable: str, official: str, local: str) -> str:
+    """The image named by `variable` if set (.ci/docker-setup prints it), the official image if
+    present, else the local one (deploy/<name>/Dockerfile on the base image), built here if missing."""
     import docker
 
     client = docker.from_env()
-    if image := os.environ.get("NGINX_IMAGE"):
+    if image := os.environ.get(variable):
         return image
-    for candidate in (OFFICIAL_NGINX, LOCAL_NGINX):
+    for candidate in (official, local):
         try:
             client.images.get(candidate)
             return candidate
         except docker.errors.ImageNotFound:
             pass
     base = os.environ.get("BASE_IMAGE") or base_image()
-    client.images.build(path=str(ROOT / "deploy/nginx"), tag=LOCAL_NGINX, buildargs={"BASE_IMAGE": base})
-    return LOCAL_NGINX
+    context = ROOT / "deploy" / local.split(":")[0].removeprefix("chat-service-")
+    client.images.build(path=str(context), tag=local, buildargs={"BASE_IMAGE": base})
+    return local
 
 
 @dataclass
@@ -106,7 +109,8 @@ def stack(service_image: str, fake: FakeAnthropic) -> Iterator[Stack]:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CHAT_"))},
         "CHAT_IMAGE": service_image,
-        "NGINX_IMAGE": nginx_image(),
+        "NGINX_IMAGE": deploy_image("NGINX_IMAGE", OFFICIAL_NGINX, LOCAL_NGINX),
+        "REDIS_IMAGE": deploy_image("REDIS_IMAGE", OFFICIAL_REDIS, LOCAL_REDIS),
         "CHAT_REPLICAS": str(REPLICAS),
         "PORT": str(port),
         "BIND_ADDRESS": "127.0.0.1",
