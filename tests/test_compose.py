@@ -72,11 +72,11 @@ def test_the_scale_and_demo_stacks_share_a_redis_without_persistence_for_resumab
     assert command[0] == "redis-server"
     assert services["chat"]["environment"]["CHAT_REDIS_URL"] == "redis://redis:6379/0"
     assert "redis" in services["chat"]["depends_on"]
-    # Answers live minutes: nothing on disk, and bounded memory that gives up the finished answers
-    # closest to their expiry first.
+    # Answers live minutes: nothing on disk, and bounded memory that gives up the answers least
+    # recently written or read first (an answer in flight is written to all along).
     assert (options["--save"], options["--appendonly"]) == ("", "no")
     assert options["--maxmemory"]
-    assert options["--maxmemory-policy"] == "volatile-ttl"
+    assert options["--maxmemory-policy"] == "allkeys-lru"
     assert "ports" not in redis  # reached by the service only, over the stack's own network
     assert redis["image"] == "redis:7"
     assert resolved(file, REDIS_IMAGE="chat-service-redis:bookworm")["services"]["redis"]["image"] == (

@@ -224,7 +224,7 @@ def test_the_redis_component_points_the_pods_at_its_redis_which_keeps_nothing_on
     # One Redis, never two at once (the answers would be split between them), nothing on disk.
     assert (redis["spec"]["replicas"], redis["spec"]["strategy"]["type"]) == (1, "Recreate")
     assert (options["--save"], options["--appendonly"]) == ("", "no")
-    assert options["--maxmemory-policy"] == "volatile-ttl"
+    assert options["--maxmemory-policy"] == "allkeys-lru"
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     # Its memory limit leaves Redis room beyond maxmemory.
     assert _mebibytes(options["--maxmemory"]) < _mebibytes(container["resources"]["limits"]["memory"])
