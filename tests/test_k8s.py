@@ -81,20 +81,25 @@ def _resources(root: Path) -> list[dict[str, Any]]:
     return docs
 
 
-def of_kind(kind: str) -> dict[str, Any]:
-    (resource,) = [doc for doc in manifests() if doc["kind"] == kind]
+def of_kind(kind: str, *, with_redis: bool = False) -> dict[str, Any]:
+    """The service's own resource of that kind (the Redis component's are named otherwise)."""
+    (resource,) = [
+        doc
+        for doc in manifests(with_redis=with_redis)
+        if doc["kind"] == kind and doc["metadata"]["name"] == "chat-service"
+    ]
     return resource
 
 
-def container() -> dict[str, Any]:
-    (only,) = of_kind("Deployment")["spec"]["template"]["spec"]["containers"]
+def container(*, with_redis: bool = False) -> dict[str, Any]:
+    (only,) = of_kind("Deployment", with_redis=with_redis)["spec"]["template"]["spec"]["containers"]
     return only
 
 
-def environment() -> dict[str, str | None]:
+def environment(*, with_redis: bool = False) -> dict[str, str | None]:
     """Every variable the pod gets: the ConfigMap's, and the container's own (None: from a Secret)."""
-    env: dict[str, str | None] = dict(of_kind("ConfigMap")["data"])
-    env.update({item["name"]: item.get("value") for item in container()["env"]})
+    env: dict[str, str | None] = dict(of_kind("ConfigMap", with_redis=with_redis)["data"])
+    env.update({item["name"]: item.get("value") for item in container(with_redis=with_redis)["env"]})
     return env
 
 
@@ -113,7 +118,10 @@ def test_the_strict_validation_catches_a_misspelt_field() -> None:
         kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
 
 
-def test_every_variable_set_is_a_real_setting_and_the_key_comes_from_a_secret() -> None:
+@pytest.mark.parametrize("with_redis", [False, True], ids=["base", "with-redis"])
+def test_every_variable_set_is_a_real_setting_and_the_key_comes_from_a_secret(
+    with_redis: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings = {f"CHAT_{name.upper()}" for name in Settings.model_fields} | {
         alias.upper()
         for info in Settings.model_fields.values()
@@ -122,13 +130,19 @@ def test_every_variable_set_is_a_real_setting_and_the_key_comes_from_a_secret() 
         if isinstance(alias, str)
     }
     gunicorn = set(re.findall(r"os\.environ\.get\(\"(\w+)\"", (ROOT / "gunicorn.conf.py").read_text()))
-    env = environment()
+    env = environment(with_redis=with_redis)
 
     assert set(env) <= settings | gunicorn, set(env) - settings - gunicorn
     assert env["ANTHROPIC_API_KEY"] is None  # no literal key anywhere
-    (key,) = [item for item in container()["env"] if item["name"] == "ANTHROPIC_API_KEY"]
+    (key,) = [item for item in container(with_redis=with_redis)["env"] if item["name"] == "ANTHROPIC_API_KEY"]
     assert set(key["valueFrom"]) == {"secretKeyRef"}
-    Settings(**{"ANTHROPIC_API_KEY": "any", **{k: v for k, v in env.items() if k in settings and v}})
+    # The values are valid, read as the pod reads them: from its environment.
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "any")
+    for name, value in env.items():
+        if name in settings and value:
+            monkeypatch.setenv(name, value)
+    configured = Settings(_env_file=None)
+    assert (configured.redis_url is not None) == with_redis
 
 
 def test_shutdown_fits_in_the_grace_period_in_the_right_order() -> None:
