@@ -7,6 +7,7 @@ Every wait is bounded; the compose project is taken down whatever happens.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from statistics import median
+from typing import Any
 
 import httpx
 import pytest
@@ -344,3 +346,101 @@ def test_killing_a_replica_mid_stream_spares_the_others_and_later_requests(
 
     after = [CLIENT.post(f"{stack.url}/chat", json=chat_body(), timeout=20).status_code for _ in range(20)]
     assert after == [200] * 20
+
+
+@dataclass
+class SseEvent:
+    id: int
+    name: str | None
+    data: str
+
+
+def events_with_ids(response: httpx.Response) -> Iterator[SseEvent]:
+    """The events of a resumable stream with their `id:` (every event has one)."""
+    event_id, name, data = None, None, []
+    for line in response.iter_lines():
+        if line.startswith("id:"):
+            event_id = int(line[3:])
+        elif line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
+        elif line == "" and data:
+            assert event_id is not None, f"an event without an id: {name} {data}"
+            yield SseEvent(event_id, name, "\n".join(data))
+            event_id, name, data = None, None, []
+
+
+def summary_line(stack: Stack, request_id: str) -> tuple[str, dict[str, Any]]:
+    """The replica (container name) that wrote the request's summary line, and the line: written
+    when the response is over (a resumed reader's) or when the answer is (the original's)."""
+    deadline = time.monotonic() + 15
+    while True:
+        for replica in stack.containers("chat"):
+            for line in replica.logs().decode("utf-8", "replace").splitlines():  # type: ignore[attr-defined]
+                if f'"request_id":"{request_id}"' in line and '"event":"request"' in line:
+                    return replica.name, json.loads(line)  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline, f"no summary line for {request_id}"
+        time.sleep(0.1)
+
+
+def test_a_stream_cut_and_resumed_through_nginx_on_another_replica_arrives_whole_and_once(
+    stack: Stack, fake: FakeAnthropic
+) -> None:
+    tokens = [f"r{i} " for i in range(100)]  # five seconds of answer
+    fake.enqueue(Reply.text(tokens, interval=0.05))
+    # Each request on a connection of its own, closed when the test lets go of it: a cut.
+    client = httpx.Client(timeout=20, limits=httpx.Limits(max_keepalive_connections=0))
+    received: list[SseEvent] = []
+
+    def read(response: httpx.Response, deltas: int | None) -> None:
+        """Reads until `deltas` more deltas (None: to the end), then lets go (the cut)."""
+        assert response.status_code == 200, response.read()
+        for event in events_with_ids(response):
+            received.append(event)
+            if event.name == "delta" and deltas is not None:
+                deltas -= 1
+                if deltas == 0:
+                    return
+
+    with client.stream(
+        "POST", f"{stack.url}/chat", json=chat_body(stream=True), headers={"X-Request-ID": "resume-origin"}
+    ) as response:
+        read(response, 5)
+    stream_id = json.loads(received[0].data)["stream_id"]
+
+    # Resume through nginx, a few events at a time, until the resumes have landed on two
+    # replicas (so one of them at least is not the original's); then once more, to the end.
+    hops: list[str] = []
+    resumed_on: set[str] = set()
+    while not received or received[-1].data != "[DONE]":
+        assert len(hops) < 20, f"the resumes never left one replica: {resumed_on}"
+        hop = f"resume-hop-{len(hops)}"
+        hops.append(hop)
+        with client.stream(
+            "GET",
+            f"{stack.url}/chat/streams/{stream_id}",
+            headers={"X-Request-ID": hop, "Last-Event-ID": str(received[-1].id)},
+        ) as response:
+            read(response, None if len(resumed_on) >= 2 else 5)
+        replica, line = summary_line(stack, hop)
+        assert line["resumes_request_id"] == "resume-origin"
+        resumed_on.add(replica)
+    client.close()
+
+    origin_replica, origin = summary_line(stack, "resume-origin")
+    print(f"answer on {origin_replica}, resumed {len(hops)} times on {sorted(resumed_on)}")
+    assert resumed_on - {origin_replica}
+    assert (origin["resumable"], origin["outcome"]) == (True, "ok")
+    assert 1 <= origin["resumed_readers"] <= len(hops)  # those that came while it was written
+    # Every event once, in order, across the original and every resume: the answer whole.
+    assert [event.id for event in received] == list(range(1, len(received) + 1))
+    names = [event.name for event in received]
+    assert (names[0], names.count("start"), names.count("end"), received[-1].data) == (
+        "start",
+        1,
+        1,
+        "[DONE]",
+    )
+    assert "".join(json.loads(e.data)["text"] for e in received if e.name == "delta") == "".join(tokens)
+    assert len([r for r in fake.received if r.path.startswith("/v1/messages")]) == 1
