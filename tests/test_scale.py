@@ -51,9 +51,9 @@ def compose_command() -> list[str]:
     pytest.fail("neither `docker compose` nor `docker-compose` is installed (bash .ci/docker-setup)")
 
 
-def deploy_image(variable: str, official: str, local: str) -> str:
+def deploy_image(variable: str, official: str, local: str, context: str) -> str:
     """The image named by `variable` if set (.ci/docker-setup prints it), the official image if
-    present, else the local one (deploy/<name>/Dockerfile on the base image), built here if missing."""
+    present, else the local one (`context`'s Dockerfile on the base image), built here if missing."""
     import docker
 
     client = docker.from_env()
@@ -66,8 +66,7 @@ def deploy_image(variable: str, official: str, local: str) -> str:
         except docker.errors.ImageNotFound:
             pass
     base = os.environ.get("BASE_IMAGE") or base_image()
-    context = ROOT / "deploy" / local.split(":")[0].removeprefix("chat-service-")
-    client.images.build(path=str(context), tag=local, buildargs={"BASE_IMAGE": base})
+    client.images.build(path=str(ROOT / context), tag=local, buildargs={"BASE_IMAGE": base})
     return local
 
 
@@ -111,8 +110,8 @@ def stack(service_image: str, fake: FakeAnthropic) -> Iterator[Stack]:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CHAT_"))},
         "CHAT_IMAGE": service_image,
-        "NGINX_IMAGE": deploy_image("NGINX_IMAGE", OFFICIAL_NGINX, LOCAL_NGINX),
-        "REDIS_IMAGE": deploy_image("REDIS_IMAGE", OFFICIAL_REDIS, LOCAL_REDIS),
+        "NGINX_IMAGE": deploy_image("NGINX_IMAGE", OFFICIAL_NGINX, LOCAL_NGINX, "deploy/nginx"),
+        "REDIS_IMAGE": deploy_image("REDIS_IMAGE", OFFICIAL_REDIS, LOCAL_REDIS, "deploy/redis"),
         "CHAT_REPLICAS": str(REPLICAS),
         "PORT": str(port),
         "BIND_ADDRESS": "127.0.0.1",
