@@ -251,9 +251,9 @@ def test_the_redis_component_points_the_pods_at_its_redis_which_keeps_nothing_on
     assert not api["spec"]["selector"]["matchLabels"].items() <= redis_labels.items()
 
 
-def _mebibytes(quantity: str) -> float:
+def _mebibytes(quantity: str) -> int:
     """A Redis (`768mb`) or Kubernetes (`1Gi`) memory size, in MiB."""
     match = re.fullmatch(r"(\d+)(mb|gb|Mi|Gi)", quantity)
     assert match is not None, quantity
-    factor = {"mb": 1e6 / 2**20, "gb": 1e9 / 2**20, "Mi": 1, "Gi": 1024}[match[2]]
+    factor = {"mb": 1, "gb": 1024, "Mi": 1, "Gi": 1024}[match[2]]  # Redis's mb is 2**20 bytes
     return int(match[1]) * factor
