@@ -1,12 +1,13 @@
 """Replicas behind nginx (docker-compose.scale.yml), as an operator runs them on one host.
 
-One stack per module: three replicas of the image under test and nginx (the official image if
-present, else the one .ci/docker-setup builds from Debian's package), in front of the fake.
+One stack per module: three replicas of the image under test, nginx and Redis (the official images
+if present, else the ones .ci/docker-setup builds from Debian's packages), in front of the fake.
 Every wait is bounded; the compose project is taken down whatever happens.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from statistics import median
+from typing import Any
 
 import httpx
 import pytest
@@ -37,6 +39,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.container]
 REPLICAS = 3
 OFFICIAL_NGINX = "nginx:1.28"
 LOCAL_NGINX = "chat-service-nginx:bookworm"
+OFFICIAL_REDIS = "redis:7"
+LOCAL_REDIS = "chat-service-redis:bookworm"
 
 
 def compose_command() -> list[str]:
@@ -47,23 +51,23 @@ def compose_command() -> list[str]:
     pytest.fail("neither `docker compose` nor `docker-compose` is installed (bash .ci/docker-setup)")
 
 
-def nginx_image() -> str:
-    """NGINX_IMAGE if set (.ci/docker-setup prints it), the official image if present, else the
-    local one, built here if missing."""
+def deploy_image(variable: str, official: str, local: str, context: str) -> str:
+    """The image named by `variable` if set (.ci/docker-setup prints it), the official image if
+    present, else the local one (`context`'s Dockerfile on the base image), built here if missing."""
     import docker
 
     client = docker.from_env()
-    if image := os.environ.get("NGINX_IMAGE"):
+    if image := os.environ.get(variable):
         return image
-    for candidate in (OFFICIAL_NGINX, LOCAL_NGINX):
+    for candidate in (official, local):
         try:
             client.images.get(candidate)
             return candidate
         except docker.errors.ImageNotFound:
             pass
     base = os.environ.get("BASE_IMAGE") or base_image()
-    client.images.build(path=str(ROOT / "deploy/nginx"), tag=LOCAL_NGINX, buildargs={"BASE_IMAGE": base})
-    return LOCAL_NGINX
+    client.images.build(path=str(ROOT / context), tag=local, buildargs={"BASE_IMAGE": base})
+    return local
 
 
 @dataclass
@@ -106,7 +110,8 @@ def stack(service_image: str, fake: FakeAnthropic) -> Iterator[Stack]:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CHAT_"))},
         "CHAT_IMAGE": service_image,
-        "NGINX_IMAGE": nginx_image(),
+        "NGINX_IMAGE": deploy_image("NGINX_IMAGE", OFFICIAL_NGINX, LOCAL_NGINX, "deploy/nginx"),
+        "REDIS_IMAGE": deploy_image("REDIS_IMAGE", OFFICIAL_REDIS, LOCAL_REDIS, "deploy/redis"),
         "CHAT_REPLICAS": str(REPLICAS),
         "PORT": str(port),
         "BIND_ADDRESS": "127.0.0.1",
@@ -340,3 +345,101 @@ def test_killing_a_replica_mid_stream_spares_the_others_and_later_requests(
 
     after = [CLIENT.post(f"{stack.url}/chat", json=chat_body(), timeout=20).status_code for _ in range(20)]
     assert after == [200] * 20
+
+
+@dataclass
+class SseEvent:
+    id: int
+    name: str | None
+    data: str
+
+
+def events_with_ids(response: httpx.Response) -> Iterator[SseEvent]:
+    """The events of a resumable stream with their `id:` (every event has one)."""
+    event_id, name, data = None, None, []
+    for line in response.iter_lines():
+        if line.startswith("id:"):
+            event_id = int(line[3:])
+        elif line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
+        elif line == "" and data:
+            assert event_id is not None, f"an event without an id: {name} {data}"
+            yield SseEvent(event_id, name, "\n".join(data))
+            event_id, name, data = None, None, []
+
+
+def summary_line(stack: Stack, request_id: str) -> tuple[str, dict[str, Any]]:
+    """The replica (container name) that wrote the request's summary line, and the line: written
+    when the response is over (a resumed reader's) or when the answer is (the original's)."""
+    deadline = time.monotonic() + 15
+    while True:
+        for replica in stack.containers("chat"):
+            for line in replica.logs().decode("utf-8", "replace").splitlines():  # type: ignore[attr-defined]
+                if f'"request_id":"{request_id}"' in line and '"event":"request"' in line:
+                    return replica.name, json.loads(line)  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline, f"no summary line for {request_id}"
+        time.sleep(0.1)
+
+
+def test_a_stream_cut_and_resumed_through_nginx_on_another_replica_arrives_whole_and_once(
+    stack: Stack, fake: FakeAnthropic
+) -> None:
+    tokens = [f"r{i} " for i in range(100)]  # five seconds of answer
+    fake.enqueue(Reply.text(tokens, interval=0.05))
+    # Each request on a connection of its own, closed when the test lets go of it: a cut.
+    client = httpx.Client(timeout=20, limits=httpx.Limits(max_keepalive_connections=0))
+    received: list[SseEvent] = []
+
+    def read(response: httpx.Response, deltas: int | None) -> None:
+        """Reads until `deltas` more deltas (None: to the end), then lets go (the cut)."""
+        assert response.status_code == 200, response.read()
+        for event in events_with_ids(response):
+            received.append(event)
+            if event.name == "delta" and deltas is not None:
+                deltas -= 1
+                if deltas == 0:
+                    return
+
+    with client.stream(
+        "POST", f"{stack.url}/chat", json=chat_body(stream=True), headers={"X-Request-ID": "resume-origin"}
+    ) as response:
+        read(response, 5)
+    stream_id = json.loads(received[0].data)["stream_id"]
+
+    # Resume through nginx, a few events at a time, until the resumes have landed on two
+    # replicas (so one of them at least is not the original's); then once more, to the end.
+    hops: list[str] = []
+    resumed_on: set[str] = set()
+    while not received or received[-1].data != "[DONE]":
+        assert len(hops) < 20, f"the resumes never left one replica: {resumed_on}"
+        hop = f"resume-hop-{len(hops)}"
+        hops.append(hop)
+        with client.stream(
+            "GET",
+            f"{stack.url}/chat/streams/{stream_id}",
+            headers={"X-Request-ID": hop, "Last-Event-ID": str(received[-1].id)},
+        ) as response:
+            read(response, None if len(resumed_on) >= 2 else 5)
+        replica, line = summary_line(stack, hop)
+        assert line["resumes_request_id"] == "resume-origin"
+        resumed_on.add(replica)
+    client.close()
+
+    origin_replica, origin = summary_line(stack, "resume-origin")
+    print(f"answer on {origin_replica}, resumed {len(hops)} times on {sorted(resumed_on)}")
+    assert resumed_on - {origin_replica}
+    assert (origin["resumable"], origin["outcome"]) == (True, "ok")
+    assert 1 <= origin["resumed_readers"] <= len(hops)  # those that came while it was written
+    # Every event once, in order, across the original and every resume: the answer whole.
+    assert [event.id for event in received] == list(range(1, len(received) + 1))
+    names = [event.name for event in received]
+    assert (names[0], names.count("start"), names.count("end"), received[-1].data) == (
+        "start",
+        1,
+        1,
+        "[DONE]",
+    )
+    assert "".join(json.loads(e.data)["text"] for e in received if e.name == "delta") == "".join(tokens)
+    assert len([r for r in fake.received if r.path.startswith("/v1/messages")]) == 1
