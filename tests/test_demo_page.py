@@ -294,3 +294,49 @@ def test_a_compaction_is_noted_and_its_block_kept_in_the_history(
     assert block["type"] == "compaction"
     assert block["content"] == "Summary of 1 earlier messages."
     assert fake.received[-1].body["messages"][1]["content"][1] == {"type": "text", "text": "Summed up."}
+
+
+@UVICORN_ONLY
+def test_a_reload_shows_the_conversation_again(page: Page, fake: FakeAnthropic) -> None:
+    from playwright.sync_api import expect
+
+    fake.enqueue(Reply.text(["Paris", "."]), Reply.text(["About 2.1", " million."]))
+    expect(send(page, "Capital of France?")).to_have_text("Paris.")
+    wait_until_idle(page)
+
+    page.reload()
+
+    expect(page.get_by_role("log").locator(".message")).to_have_text(["Capital of France?", "Paris."])
+    expect(page.get_by_label("Context used")).to_be_visible()
+    expect(send(page, "And its population?")).to_have_text("About 2.1 million.")
+    assert fake.received[-1].body["messages"] == [
+        {"role": "user", "content": "Capital of France?"},
+        {"role": "assistant", "content": "Paris."},
+        {"role": "user", "content": "And its population?"},
+    ]
+
+
+@UVICORN_ONLY
+def test_a_reload_mid_answer_without_resumption_keeps_what_was_shown(page: Page, fake: FakeAnthropic) -> None:
+    from playwright.sync_api import expect
+
+    fake.enqueue(Reply.text(["word "] * 200, interval=0.05))
+    answer = send(page, "Talk for a while")
+    expect(answer).to_contain_text("word word")
+
+    page.reload()
+
+    upstream = fake.received[-1]
+    assert fake.wait_for(lambda: upstream.client_gone, timeout=5), "upstream was never closed"
+    wait_until_idle(page)
+    expect(page.get_by_role("alert")).to_contain_text("reloaded before the answer was complete")
+    shown = answer.text_content()
+    assert shown.startswith("word word")
+    assert len(fake.received) == 1  # nothing was asked again
+    fake.enqueue(Reply.text(["Sure."]))
+    expect(send(page, "Go on")).to_have_text("Sure.")
+    assert [message["content"] for message in fake.received[-1].body["messages"]] == [
+        "Talk for a while",
+        shown,
+        "Go on",
+    ]
