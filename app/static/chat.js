@@ -42,6 +42,9 @@ class Dropped extends Error {} // the connection ended before the answer did
 addEventListener("pagehide", () => {
   leaving = true;
 });
+addEventListener("pageshow", () => {
+  leaving = false; // back from the back/forward cache
+});
 
 // Enter sends, Shift+Enter is a new line (and Enter while an input method composes is left alone).
 input.addEventListener("keydown", (event) => {
