@@ -150,6 +150,20 @@ class Settings(BaseSettings):
         description="OpenTelemetry's off switch: true, traces are off whatever the endpoint.",
     )
 
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="redis://… (or rediss://…): answers become resumable and stoppable from any "
+        "worker or replica; unset: off, an answer lives as long as its connection.",
+    )
+    resume_grace: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds a resumable answer goes on with no reader attached before it is ended.",
+    )
+    resume_ttl: int = Field(
+        default=300, ge=1, description="Seconds a finished answer stays readable, then is deleted."
+    )
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
     cors_origins: CommaList = Field(default_factory=list)
@@ -178,6 +192,7 @@ class Settings(BaseSettings):
         "otel_exporter_otlp_endpoint",
         "otel_exporter_otlp_traces_endpoint",
         "compaction_trigger",
+        "redis_url",
         mode="before",
     )
     @classmethod

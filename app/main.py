@@ -21,10 +21,12 @@ from app.http.middleware.internal_errors import InternalErrorMiddleware
 from app.http.middleware.request_log import RequestLogMiddleware
 from app.http.middleware.tracing import ServerSpanMiddleware
 from app.http.openapi import document_configured_limits
-from app.http.routes import chat, chat_ui, count_tokens, health, metrics
+from app.http.routes import chat, chat_ui, count_tokens, health, metrics, resume
 from app.http.routes.demo import install_demo_page
 from app.observability.log import configure_logging
 from app.observability.metrics import MODEL_RETIREMENTS, record_request, set_build_info
+from app.resumable.resumption import Resumption
+from app.resumable.store import ResumeStore
 from app.streaming.response import OpenStreams
 from app.streaming.shutdown import Draining
 from app.upstream.client import anthropic_client
@@ -62,12 +64,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.draining = draining
         app.state.open_streams = OpenStreams(settings.ping_interval, draining)
         app.state.open_streams.start()
+        resumption = None
+        if settings.redis_url is not None:
+            # Per worker, after the fork: a Redis connection pool is not shared across processes.
+            store = ResumeStore(settings.redis_url.get_secret_value(), settings.resume_ttl)
+            resumption = Resumption(store, settings.resume_grace, draining)
+            resumption.start()
+        app.state.resumption = resumption
         set_build_info(app.version, settings.model)
         # Start-up's objects (FastAPI, pydantic, the SDK's types: about 200,000) never die, and
         # each full collection walked them all: an 80 ms stall of every stream in the worker.
         gc.collect()
         gc.freeze()
-        log.info("started", model=settings.model, base_url=str(client.base_url))
+        log.info(
+            "started", model=settings.model, base_url=str(client.base_url), resumable=resumption is not None
+        )
         # In the background: start-up (and the health check) does not wait for Anthropic.
         model_check = asyncio.ensure_future(
             watch_models(client, settings, MODEL_RETIREMENTS.update, wait_at_most, catalog)
@@ -78,6 +89,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             model_check.cancel()
             await asyncio.wait([model_check])  # ended, whether by this or by a failure of its own
             await catalog.aclose()
+            if resumption is not None:
+                await resumption.aclose()
             await app.state.open_streams.aclose()
             await client.close()
             if tracing is not None:
@@ -100,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(chat.router)
     app.include_router(chat_ui.router)
     app.include_router(count_tokens.router)
+    app.include_router(resume.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
     if settings.demo_page:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -193,6 +194,72 @@ def fake() -> Iterator[FakeAnthropic]:
 @pytest.fixture(autouse=True)
 def _fresh_fake(fake: FakeAnthropic) -> None:
     fake.reset()
+
+
+class RedisServer:
+    """Debian's `redis-server` on a free port, nothing on disk; stopped (or killed) by its PID."""
+
+    def __init__(self, directory: Path, bind: str = "127.0.0.1") -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._bind = bind
+        self._directory = directory
+        self.start()
+
+    def start(self) -> None:
+        """(Again, after `kill`: the same port, empty.)"""
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                *("--port", str(self.port), "--bind", self._bind),
+                *("--save", "", "--appendonly", "no", "--dir", str(self._directory)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while (
+            subprocess.run(
+                ["redis-cli", "-p", str(self.port), "ping"], capture_output=True, text=True
+            ).stdout.strip()
+            != "PONG"
+        ):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("redis-server did not start (apt-get install redis-server)")
+            time.sleep(0.05)
+
+    def cli(self, *args: str) -> str:
+        return subprocess.run(
+            ["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+def require_redis() -> None:
+    """Debian's redis-server (`apt-get install redis-server`; .ci/run installs it)."""
+    if shutil.which("redis-server") is not None:
+        return
+    problem = "no redis-server (apt-get install redis-server)"
+    if os.environ.get("CI"):
+        pytest.fail(f"{problem}; CI must run the resumption tests")
+    pytest.skip(f"{problem}: the resumption tests need a real Redis")
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real Redis for the session's resumable services (tests that break it start their own)."""
+    require_redis()
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import StringConstraints, TypeAdapter, ValidationError
 
 from app.config import Settings
+from app.resumable.resumption import Resumption
 from app.streaming.response import OpenStreams
 from app.streaming.shutdown import Draining
 from app.upstream.stream import Upstream
@@ -28,6 +29,12 @@ async def get_upstream(request: Request) -> Upstream:
 async def get_open_streams(request: Request) -> OpenStreams:
     streams: OpenStreams = request.app.state.open_streams
     return streams
+
+
+async def get_resumption(request: Request) -> Resumption | None:
+    """None when resumption is off (no CHAT_REDIS_URL)."""
+    resumption: Resumption | None = request.app.state.resumption
+    return resumption
 
 
 async def get_draining(request: Request) -> Draining:
@@ -81,5 +88,6 @@ async def get_end_user_id(request: Request) -> str | None:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 UpstreamDep = Annotated[Upstream, Depends(get_upstream)]
 OpenStreamsDep = Annotated[OpenStreams, Depends(get_open_streams)]
+ResumptionDep = Annotated[Resumption | None, Depends(get_resumption)]
 DrainingDep = Annotated[Draining, Depends(get_draining)]
 EndUserIdDep = Annotated[str | None, Depends(get_end_user_id)]

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from app.chat.errors import ClientDisconnected, ErrorKind, UpstreamError
 from app.chat.params import InvalidOptions
 from app.http.schemas.chat import ErrorResponse
+from app.resumable.errors import ResumeUnavailable, StreamNotFound
 
 STATUS_BY_KIND = {
     ErrorKind.BAD_REQUEST: 400,
@@ -143,7 +144,34 @@ async def _handle_client_disconnected(_: Request, exc: Exception) -> Response:
     return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
+async def _handle_stream_not_found(_: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(
+        error_body("stream_not_found", "No answer under this id: it never was, or it has expired."),
+        status_code=404,
+    )
+
+
+async def _handle_resume_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(
+        error_body("resume_unavailable", "Answers cannot be resumed or stopped right now; try again."),
+        status_code=503,
+        headers={"Retry-After": str(DEFAULT_RETRY_AFTER_S)},
+    )
+
+
+# The statuses of the resume and stop routes, for /docs.
+RESUME_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "No answer under this id (`stream_not_found`)."},
+    503: {
+        "model": ErrorResponse,
+        "description": "Redis, where answers are kept, cannot be reached (`resume_unavailable`).",
+    },
+}
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(StreamNotFound, _handle_stream_not_found)
+    app.add_exception_handler(ResumeUnavailable, _handle_resume_unavailable)
     app.add_exception_handler(ClientDisconnected, _handle_client_disconnected)
     app.add_exception_handler(UpstreamError, _handle_upstream_error)
     app.add_exception_handler(HTTPException, _handle_http_error)

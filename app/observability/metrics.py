@@ -79,6 +79,25 @@ OPEN_STREAMS = Gauge(
     "Event streams open now, summed over the container's live workers.",
     multiprocess_mode="livesum",
 )
+# Resumption (CHAT_REDIS_URL)
+RESUME_READERS = Counter(
+    "chat_resume_readers",
+    "Readers that came back for an answer (GET /chat/streams/{id}, GET /chat/ui/{id}/stream), by format.",
+    ["format"],
+)
+RESUMED_ANSWERS = Counter(
+    "chat_resumed_answers", "Answers that at least one reader came back for, counted at their end."
+)
+ABANDONED_ANSWERS = Counter(
+    "chat_abandoned_answers",
+    "Answers closed because no reader was attached for CHAT_RESUME_GRACE seconds.",
+)
+STOPPED_ANSWERS = Counter("chat_stopped_answers", "Answers stopped on purpose (POST .../stop).")
+RESUME_STORE_ERRORS = Counter(
+    "chat_resume_store_errors",
+    "Calls to Redis, the store of resumable answers, that failed or took over a second, by operation.",
+    ["operation"],
+)
 BUILD_INFO = Gauge(
     "chat_build_info",
     "Always 1: the service's version and its configured default model.",
@@ -132,6 +151,9 @@ _TOKEN_KINDS = (
 
 def record_request(path: str, status: int, duration: float, summary: Mapping[str, Any]) -> None:
     """One finished request, from the fields of its summary log line."""
+    if (resumed_format := summary.get("resumed_format")) is not None:
+        RESUME_READERS.labels(resumed_format).inc()
+        return
     if path not in CHAT_PATHS:
         return
     mode = _MODE_OF_PATH.get(path) or ("stream" if summary.get("stream") else "json")
@@ -151,6 +173,12 @@ def record_request(path: str, status: int, duration: float, summary: Mapping[str
         RETRIES.inc(retries)
     if error_type := summary.get("error_type"):
         UPSTREAM_ERRORS.labels(error_type).inc()
+    if summary.get("resumed_readers"):
+        RESUMED_ANSWERS.inc()
+    if (outcome := summary.get("outcome")) == "abandoned":
+        ABANDONED_ANSWERS.inc()
+    elif outcome == "stopped":
+        STOPPED_ANSWERS.inc()
     if fallback_from := summary.get("fallback_from"):
         for from_model, to_model in zip(fallback_from, [*fallback_from[1:], summary["model"]], strict=True):
             FALLBACKS.labels(from_model, to_model).inc()

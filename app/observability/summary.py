@@ -8,7 +8,11 @@ from typing import Any, Literal
 from app.chat.answer import USAGE_FIELDS, Pieces, Text, Usage
 from app.chat.errors import ClientDisconnected, UpstreamError
 
-Outcome = Literal["ok", "upstream_error", "client_disconnected", "shutdown", "internal_error"]
+Outcome = Literal[
+    "ok", "upstream_error", "client_disconnected", "shutdown", "stopped", "abandoned", "internal_error"
+]
+# What cancelled an answer, when not its client leaving.
+CancelledFor = Literal["shutdown", "stopped", "abandoned"]
 INTERNAL_ERROR: Outcome = "internal_error"
 
 
@@ -31,7 +35,7 @@ class ChatSummary:
     usage: Usage | None = None
     stop_reason: str | None = None
     upstream_request_id: str | None = None
-    ended_by_shutdown: bool = False  # set by the shutdown's grace period, before it ends the stream
+    cancelled_for: CancelledFor | None = None  # set by whatever ends the answer, before it does
     outcome: Outcome | None = None
     error_type: str | None = None
     fallbacks: list[str] = field(default_factory=list)  # the models given up on, in turn
@@ -39,6 +43,11 @@ class ChatSummary:
     compactions: int = 0
     compaction_input_tokens: int = 0
     compaction_output_tokens: int = 0
+    # Resumption (CHAT_REDIS_URL): the answer was kept for readers that come back, and how many
+    # did; it may outlive the request, so the summary line waits for `answer_done`.
+    resumable: bool = False
+    resumed_readers: int = 0
+    answer_done: "asyncio.Future[None] | None" = None
 
     def note_fallback(self, to_model: str) -> None:
         self.fallbacks.append(self.model)
@@ -53,7 +62,15 @@ class ChatSummary:
         self.retries += 1
 
     def mark_ended_by_shutdown(self) -> None:
-        self.ended_by_shutdown = True
+        self.mark_cancelled_for("shutdown")
+
+    def mark_cancelled_for(self, reason: CancelledFor) -> None:
+        self.cancelled_for = reason
+
+    def still_running(self) -> "asyncio.Future[None] | None":
+        """The answer's end, if it goes on after the response (a resumable answer's reader left)."""
+        done = self.answer_done
+        return done if done is not None and not done.done() else None
 
     def note_start(self) -> None:
         self.start_ms = ms_since(self.started)
@@ -76,7 +93,7 @@ class ChatSummary:
             self.error_type = how.kind.value
             self.upstream_request_id = how.request_id or self.upstream_request_id
         elif isinstance(how, ClientDisconnected | asyncio.CancelledError | GeneratorExit):
-            self.outcome = "shutdown" if self.ended_by_shutdown else "client_disconnected"
+            self.outcome = self.cancelled_for or "client_disconnected"
         else:
             self.outcome = INTERNAL_ERROR
             self.error_type = INTERNAL_ERROR
@@ -100,4 +117,21 @@ class ChatSummary:
             "compactions": self.compactions,
             "compaction_input_tokens": self.compaction_input_tokens,
             "compaction_output_tokens": self.compaction_output_tokens,
+            "resumable": self.resumable,
+            "resumed_readers": self.resumed_readers,
         }
+
+
+@dataclass(slots=True)
+class ResumeSummary:
+    """A reader that came back for an answer: which format, and the request that asked for it
+    (its summary line has the rest). Never the stream id, which is a secret."""
+
+    format: str
+    resumes_request_id: str | None
+
+    def log_fields(self) -> dict[str, Any]:
+        return {"resumed_format": self.format, "resumes_request_id": self.resumes_request_id}
+
+    def still_running(self) -> None:
+        return None

@@ -8,14 +8,18 @@ the shutdown grace beside it (app/streaming/response.py).
 """
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass, field
 
 import structlog
 from starlette.requests import Request
 
-from app.chat.answer import AnswerEvent, Compacted, End, Handover, Start
+from app.chat.answer import AnswerEvent, Compacted, End, Handover, Start, Usage
 from app.chat.errors import UpstreamError
 from app.observability.summary import INTERNAL_ERROR, ChatSummary
+from app.resumable.live import Ending
+from app.resumable.resumption import Resumption
+from app.resumable.store import Format
 from app.streaming.client_gone import cancelled_if_client_leaves
 from app.streaming.formats.base import StreamEncoder
 from app.streaming.response import EventStreamResponse, OpenStreams
@@ -24,12 +28,45 @@ log = structlog.get_logger(__name__)
 
 RESTARTING = ("service_restarting", "The service is restarting; send the request again.")
 _FAILED_MIDWAY = "The service failed while relaying the answer; send the request again."
+ABANDONED = (
+    "answer_abandoned",
+    "No reader came back for this answer within the grace period, so it was ended; send the request again.",
+)
+# The stop reason of an answer stopped on purpose (POST .../stop).
+STOPPED = "stopped"
 
 Answer = AsyncGenerator[AnswerEvent, None]
 
 
+@dataclass(frozen=True, slots=True)
+class Resumable:
+    """Keep the answer for readers that come back (CHAT_REDIS_URL): under which ids, and how to
+    tell a reader which of its events it last saw."""
+
+    resumption: Resumption
+    stream_id: str
+    format: Format
+    chat_id: str | None = None
+    # A format without event ids (/chat/ui's) is always replayed from its start.
+    last_event_id: Callable[[], int] = field(default=lambda: 0)
+
+
+def closing_frames(encoder: StreamEncoder, ending: Ending) -> bytes:
+    """How a resumable answer ended before its end reads in the encoder's format."""
+    if ending == "stopped":
+        return encoder.end(End(STOPPED, Usage()))  # the upstream call closed before its usage came
+    if ending == "abandoned":
+        return encoder.error(*ABANDONED)
+    return encoder.error(*RESTARTING)
+
+
 async def stream_response(
-    request: Request, answer: Answer, summary: ChatSummary, streams: OpenStreams, encoder: StreamEncoder
+    request: Request,
+    answer: Answer,
+    summary: ChatSummary,
+    streams: OpenStreams,
+    encoder: StreamEncoder,
+    resumable: Resumable | None = None,
 ) -> EventStreamResponse:
     """Waits for the answer's start (failures until Anthropic accepts it become HTTP statuses),
     then streams it."""
@@ -37,8 +74,24 @@ async def stream_response(
         start = await anext(answer)
     assert type(start) is Start
     summary.note_start()
+    frames = relay(start, answer, summary, encoder)
+    if resumable is not None:
+        # The answer runs on its own; this response is only its first reader, so neither the
+        # client leaving nor the shutdown's grace ending this response ends the answer.
+        live = resumable.resumption.keep(
+            resumable.stream_id,
+            frames,
+            summary,
+            format=resumable.format,
+            closing_frames=lambda ending: closing_frames(encoder, ending),
+            last_event_id=resumable.last_event_id,
+            chat_id=resumable.chat_id,
+        )
+        return EventStreamResponse(
+            live.local_frames(), streams=streams, headers=encoder.headers, farewell=b""
+        )
     return EventStreamResponse(
-        relay(start, answer, summary, encoder),
+        frames,
         streams=streams,
         headers=encoder.headers,
         farewell=encoder.error(*RESTARTING),

@@ -26,6 +26,9 @@ class _Failed:
     def log_fields(self) -> dict[str, Any]:
         return {"outcome": INTERNAL_ERROR, "error_type": INTERNAL_ERROR}
 
+    def still_running(self) -> None:
+        return None
+
 
 class InternalErrorMiddleware:
     def __init__(self, app: ASGIApp) -> None:

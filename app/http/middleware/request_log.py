@@ -1,5 +1,7 @@
 """The request middleware: a request id on every log line, and one summary line per request."""
 
+import asyncio
+import contextvars
 import os
 import re
 from collections.abc import Callable, Mapping, MutableMapping
@@ -21,6 +23,10 @@ log = structlog.get_logger("app.request")
 
 class SummarySource(Protocol):
     def log_fields(self) -> dict[str, Any]: ...
+
+    def still_running(self) -> "asyncio.Future[None] | None":
+        """What the line waits for when the work outlives the response (a resumable answer)."""
+        ...
 
 
 _summary_sources: ContextVar[list[SummarySource] | None] = ContextVar("summary_sources", default=None)
@@ -65,23 +71,43 @@ class RequestLogMiddleware:
                 message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_with_request_id)
-        finally:
+        def write_summary(*_: object) -> None:
             fields: MutableMapping[str, Any] = {}
             for source in sources:
                 fields.update(source.log_fields())
-            if scope["path"] not in PROBE_PATHS:
+            path = _loggable_path(scope)
+            if path not in PROBE_PATHS:
                 log.info(
                     "request",
                     method=scope["method"],
-                    path=scope["path"],
+                    path=path,
                     status=status,
                     duration_ms=round((perf_counter() - started) * 1000, 1),
                     **fields,
                 )
                 if self.on_summary is not None:
-                    self.on_summary(scope["path"], status, perf_counter() - started, fields)
+                    self.on_summary(path, status, perf_counter() - started, fields)
+
+        try:
+            await self.app(scope, receive, send_with_request_id)
+        finally:
+            running = [future for source in sources if (future := source.still_running()) is not None]
+            if running:
+                # The answer goes on without this response: its line, with this request's log
+                # context, when it ends.
+                running[0].add_done_callback(write_summary, context=contextvars.copy_context())
+            else:
+                write_summary()
+
+
+def _loggable_path(scope: Scope) -> str:
+    """The route's template where the path holds ids (`/chat/streams/{stream_id}`): those ids are
+    secrets, kept out of the logs."""
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    if isinstance(template, str) and "{" in template:
+        return template
+    return str(scope["path"])
 
 
 def _request_id(scope: Scope) -> str:

@@ -4,14 +4,22 @@ import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
 from app.chat.params import ChatParams
-from app.http.deps import EndUserIdDep, OpenStreamsDep, SettingsDep, UpstreamDep, require_json
+from app.http.deps import (
+    EndUserIdDep,
+    OpenStreamsDep,
+    ResumptionDep,
+    SettingsDep,
+    UpstreamDep,
+    require_json,
+)
 from app.http.errors import ERROR_RESPONSES
 from app.http.middleware.request_log import add_to_request_summary
 from app.http.schemas.chat import ChatRequest, ChatResponse
 from app.observability.summary import ChatSummary
+from app.resumable.resumption import new_stream_id
 from app.streaming.client_gone import cancelled_if_client_leaves
 from app.streaming.formats.chat_events import ChatEventsEncoder, ending
-from app.streaming.relay import stream_response
+from app.streaming.relay import Resumable, stream_response
 
 router = APIRouter()
 
@@ -25,6 +33,10 @@ A `compaction` event (`compaction`: the block) comes before the answer's text wh
 summarises the conversation's older turns. If Anthropic fails after thinking or answer
 text was sent, the stream ends with an `error` event (`error.type`, `error.message`) and no
 `[DONE]`. Comment lines (`: ping`) keep idle connections open, from `start` on.
+
+With resumption on (CHAT_REDIS_URL), every event starts with an `id:` line and `start` has a
+`stream_id`: `GET /chat/streams/{stream_id}` with `Last-Event-ID` sends the events after it, and
+`POST /chat/streams/{stream_id}/stop` ends the answer with `end` (`stop_reason: "stopped"`).
 """
 
 
@@ -45,6 +57,7 @@ async def chat(
     settings: SettingsDep,
     streams: OpenStreamsDep,
     end_user_id: EndUserIdDep,
+    resumption: ResumptionDep,
 ) -> Response:
     """Send the whole conversation; get the next assistant message, as one JSON body or streamed."""
     messages = [message.as_turn() for message in request.messages]
@@ -53,7 +66,14 @@ async def chat(
     add_to_request_summary(summary)
     if request.stream:
         answer = upstream.answer(params, summary)
-        return await stream_response(connection, answer, summary, streams, ChatEventsEncoder())
+        if resumption is None:
+            return await stream_response(connection, answer, summary, streams, ChatEventsEncoder())
+        encoder = ChatEventsEncoder(stream_id=new_stream_id())
+        assert encoder.stream_id is not None
+        resumable = Resumable(
+            resumption, encoder.stream_id, "chat", last_event_id=lambda: encoder.last_event_id
+        )
+        return await stream_response(connection, answer, summary, streams, encoder, resumable)
     async with cancelled_if_client_leaves(connection.receive, summary):
         completion = await upstream.complete(params, summary)
     summary.ended(None)

@@ -8,13 +8,21 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 
 from app.chat.params import ChatParams
-from app.http.deps import EndUserIdDep, OpenStreamsDep, SettingsDep, UpstreamDep, require_json
+from app.http.deps import (
+    EndUserIdDep,
+    OpenStreamsDep,
+    ResumptionDep,
+    SettingsDep,
+    UpstreamDep,
+    require_json,
+)
 from app.http.errors import ERROR_RESPONSES
 from app.http.middleware.request_log import add_to_request_summary
 from app.http.schemas.chat_ui import ChatUIRequest
 from app.observability.summary import ChatSummary
+from app.resumable.resumption import new_stream_id
 from app.streaming.formats.ui_messages import UIMessageStreamEncoder
-from app.streaming.relay import stream_response
+from app.streaming.relay import Resumable, stream_response
 from app.streaming.response import EventStreamResponse
 
 router = APIRouter()
@@ -30,6 +38,10 @@ JSON chunks, as `DefaultChatTransport` reads them. `start` (`messageId`, `messag
 `data: [DONE]`. A failure after `start` ends it with `error` (`errorText`), `finish-step`, `finish`
 (`finishReason: "error"`), `data: [DONE]`. Failures before it are HTTP statuses with `/chat`'s
 JSON bodies. Comment lines (`: ping`) keep idle connections open.
+
+With resumption on (CHAT_REDIS_URL), the chat's `id` keys the answer: `GET /chat/ui/{id}/stream`
+(what `useChat({ resume: true })` calls) replays it from its `start` and follows it live, and
+`POST /chat/ui/{id}/stop` ends it (`finish` after `stopReason: "stopped"` in the metadata).
 """
 
 
@@ -50,6 +62,7 @@ async def chat_ui(
     settings: SettingsDep,
     streams: OpenStreamsDep,
     end_user_id: EndUserIdDep,
+    resumption: ResumptionDep,
 ) -> EventStreamResponse:
     """What `DefaultChatTransport` sends (`{id, messages, trigger, messageId}` plus `/chat`'s options
     from its `body`); the next assistant message as the UI message stream `useChat` reads."""
@@ -70,4 +83,7 @@ async def chat_ui(
     summary = ChatSummary(model=params.model.name, stream=True, end_user_id=params.end_user_id)
     add_to_request_summary(summary)
     answer = upstream.answer(params, summary)
-    return await stream_response(connection, answer, summary, streams, UIMessageStreamEncoder())
+    resumable = None
+    if resumption is not None and request.id:
+        resumable = Resumable(resumption, new_stream_id(), "ui", chat_id=request.id)
+    return await stream_response(connection, answer, summary, streams, UIMessageStreamEncoder(), resumable)

@@ -103,7 +103,13 @@ class ChatUIRequest(ChatOptions):
         },
     )
 
-    id: str | None = Field(default=None, description="The chat's id (not used: nothing is stored).")
+    id: str | None = Field(
+        default=None,
+        max_length=256,
+        description="The chat's id. With resumption on (CHAT_REDIS_URL), the key to its answer in "
+        "flight (GET /chat/ui/{id}/stream, POST /chat/ui/{id}/stop): make it unguessable, as "
+        "useChat's generated ids are.",
+    )
     messages: list[UIMessage] = Field(min_length=1, description="The conversation, oldest first.")
     trigger: Literal["submit-message", "regenerate-message"] | None = None
     messageId: str | None = Field(default=None, description="The message to regenerate (not used).")

@@ -2,6 +2,10 @@
 
 Each event names itself twice, in `event:` and in the JSON's `type`, like Anthropic's own stream.
 The frames around each piece's text are constant bytes, so a token costs one JSON string encoding.
+
+A resumable answer's stream (CHAT_REDIS_URL) numbers its events: each starts with `id: N`, N from
+1, the `[DONE]` event too, so that a reader that comes back with `Last-Event-ID` is sent exactly
+the events it missed; its `start` carries the `stream_id` to come back with.
 """
 
 import orjson
@@ -34,14 +38,27 @@ def _frame(event: str, data: dict[str, object]) -> bytes:
 
 
 class ChatEventsEncoder:
-    def __init__(self) -> None:
+    def __init__(self, stream_id: str | None = None) -> None:
+        """`stream_id`: the answer is resumable under that id, and its events are numbered."""
         self.headers: dict[str, str] = {}
+        self.stream_id = stream_id
+        self.last_event_id = 0
+
+    def _numbered(self, frames: list[bytes]) -> bytes:
+        if self.stream_id is None:
+            return b"".join(frames)
+        first = self.last_event_id + 1
+        self.last_event_id += len(frames)
+        return b"".join([b"id: %d\n" % number + frame for number, frame in enumerate(frames, first)])
 
     def start(self, start: Start) -> bytes:
-        return _frame("start", {"id": start.message_id, "model": start.model})
+        data: dict[str, object] = {"id": start.message_id, "model": start.model}
+        if self.stream_id is not None:
+            data["stream_id"] = self.stream_id
+        return self._numbered([_frame("start", data)])
 
     def pieces(self, pieces: Pieces) -> bytes:
-        return b"".join(
+        return self._numbered(
             [
                 (_DELTA_HEAD if type(piece) is Text else _THINKING_HEAD) + orjson.dumps(piece.text) + _TAIL
                 for piece in pieces
@@ -50,17 +67,25 @@ class ChatEventsEncoder:
 
     def handover(self, handover: Handover) -> bytes:
         # The text so far was the declining model's: a client replaces it with what follows.
-        return _frame(
-            "fallback",
-            {"from_model": handover.from_model, "to_model": handover.to_model, "reason": handover.reason},
+        return self._numbered(
+            [
+                _frame(
+                    "fallback",
+                    {
+                        "from_model": handover.from_model,
+                        "to_model": handover.to_model,
+                        "reason": handover.reason,
+                    },
+                )
+            ]
         )
 
     def compaction(self, compacted: Compacted) -> bytes:
         # Anthropic is summarising the older turns: a UI can say so before the text comes.
-        return _frame("compaction", {"compaction": compacted.block})
+        return self._numbered([_frame("compaction", {"compaction": compacted.block})])
 
     def end(self, end: End) -> bytes:
-        return _frame("end", ending(end)) + DONE_FRAME
+        return self._numbered([_frame("end", ending(end)), DONE_FRAME])
 
     def error(self, error_type: str, message: str) -> bytes:
-        return _frame("error", {"error": {"type": error_type, "message": message}})
+        return self._numbered([_frame("error", {"error": {"type": error_type, "message": message}})])
