@@ -17,14 +17,12 @@ import pytest
 
 from fake_anthropic import FakeAnthropic, Reply
 from tests.browser import launch_chromium, require_chromium
-from tests.conftest import FRONTEND_ENV, Service
+from tests.conftest import FRONTEND_ENV, RedisServer, Service
 from tests.dropping_proxy import Cut, DroppingProxy
 from tests.service_client import chat_body, iter_events
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Locator, Page
-
-    from tests.conftest import RedisServer
 
 UVICORN_ONLY = pytest.mark.parametrize("backend", ["process"], indirect=True)
 
