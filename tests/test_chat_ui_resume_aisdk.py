@@ -301,3 +301,39 @@ def test_stop_ends_the_answer_for_the_chat_with_what_it_had(
     assert 20 <= len(text["text"]) < len("word " * 200)
     assert text["text"] == "word " * (len(text["text"]) // 5)
     assert page.since(0, "onError") == []
+
+
+def test_stop_reaches_a_reloaded_page_reading_the_answer_while_the_model_thinks(
+    page: ChatPage, resumable_service: Service, fake: FakeAnthropic
+) -> None:
+    fake.enqueue(Reply.text(WORDS, thinking=THINKING, thinking_seconds=6, interval=0.05))
+    chat_id = new_chat_id()
+    page.do("open", chatId=chat_id, body={"thinking": "summarized"})
+    page.do("send", text="Hi")
+    page.wait_for(lambda e: e["event"] == "chunk" and e["chunk"]["type"] == "reasoning-delta")
+    page.do("cut")
+    page.settled("send")
+    page.do("open", chatId=chat_id, messages=[user_turn()], body={"thinking": "summarized"})
+    page.do("resume")
+    page.wait_for(lambda e: e["event"] == "chunk" and e["chunk"]["type"] == "reasoning-delta")
+
+    stopped_at = time.monotonic()
+    stop = httpx.post(f"{resumable_service.url}/chat/ui/{chat_id}/stop", timeout=5)
+    page.settled("resume")
+
+    assert stop.status_code == 204
+    upstream = fake.received[0]
+    assert fake.wait_for(lambda: upstream.client_gone, timeout=2)
+    assert upstream.client_gone_at is not None
+    assert upstream.client_gone_at - stopped_at < 1.0
+    final = page.report()
+    assert (final["status"], final["error"]) == ("ready", None)
+    assert [message["role"] for message in final["messages"]] == ["user", "assistant"]
+    parts = assistant_parts(final["messages"][-1])
+    assert parts[0] == {"type": "step-start"}
+    assert parts[1]["type"] == "reasoning"
+    assert parts[1]["state"] == "done"
+    assert "".join(THINKING).startswith(parts[1]["text"])
+    assert len(parts) == 2  # no text yet: the model was still thinking
+    assert final["messages"][-1]["metadata"]["stopReason"] == "stopped"
+    assert len(fake.received) == 1
