@@ -337,3 +337,40 @@ def test_stop_reaches_a_reloaded_page_reading_the_answer_while_the_model_thinks(
     assert len(parts) == 2  # no text yet: the model was still thinking
     assert final["messages"][-1]["metadata"]["stopReason"] == "stopped"
     assert len(fake.received) == 1
+
+
+def test_a_page_reloaded_onto_another_replica_resumes_and_stops_the_answer_running_on_the_first(
+    page: ChatPage,
+    start_service: Callable[..., Service],
+    redis_server: RedisServer,
+    fake: FakeAnthropic,
+) -> None:
+    # Another process with the same Redis (the grace differs only to make it another process).
+    other = start_service(CHAT_REDIS_URL=redis_server.url, CHAT_RESUME_GRACE="30")
+    fake.enqueue(Reply.text(["word "] * 200, interval=0.05))
+    chat_id = new_chat_id()
+    page.do("open", chatId=chat_id)
+    page.do("send", text="Hi")
+    page.wait_for(has_text(20))
+    page.do("cut")
+    page.settled("send")
+    page.do("open", chatId=chat_id, messages=[user_turn()], serviceUrl=other.url)
+    page.do("resume")
+    page.wait_for(has_text(200))
+
+    stopped_at = time.monotonic()
+    stop = httpx.post(f"{other.url}/chat/ui/{chat_id}/stop", timeout=5)
+    page.settled("resume")
+
+    assert stop.status_code == 204
+    upstream = fake.received[0]
+    assert fake.wait_for(lambda: upstream.client_gone, timeout=2)
+    assert upstream.client_gone_at is not None
+    assert upstream.client_gone_at - stopped_at < 1.0
+    final = page.report()
+    assert (final["status"], final["error"]) == ("ready", None)
+    assert [message["role"] for message in final["messages"]] == ["user", "assistant"]
+    text = final["messages"][-1]["parts"][-1]["text"]
+    assert 200 <= len(text) < len("word " * 200)
+    assert text == "word " * (len(text) // 5)
+    assert len(fake.received) == 1

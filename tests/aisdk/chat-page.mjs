@@ -7,7 +7,8 @@
 //
 // Driven by JSON lines on stdin, one command each:
 //   {"op": "open", "chatId": "...", "messages": [...], "body": {...}}   a new Chat (a page load);
-//       "browserErrors": true reports a cut connection as a browser does (see asInBrowser)
+//       "browserErrors": true reports a cut connection as a browser does (see asInBrowser);
+//       "serviceUrl" points the proxy at another replica of the service from now on
 //   {"op": "send", "text": "..."}                                       chat.sendMessage
 //   {"op": "resume"}                                                    chat.resumeStream()
 //   {"op": "resumeIfDisconnected"}    what @ai-sdk/react's useChat calls when the page is visible again
@@ -20,7 +21,7 @@ import net from "node:net";
 import { createInterface } from "node:readline";
 import { AbstractChat, DefaultChatTransport } from "ai";
 
-const service = new URL(process.argv[2]);
+let service = new URL(process.argv[2]);
 const emit = (event) => process.stdout.write(`${JSON.stringify({ ...event, at: performance.now() })}\n`);
 
 // The proxy: each connection piped to the service; `cut` destroys both sides of every one open.
@@ -139,7 +140,8 @@ const settle = (op, promise) =>
   );
 
 const commands = {
-  open({ chatId, messages = [], body = {}, browserErrors = false }) {
+  open({ chatId, messages = [], body = {}, browserErrors = false, serviceUrl = null }) {
+    if (serviceUrl != null) service = new URL(serviceUrl); // the next connections go to another replica
     chat = new Chat({
       id: chatId,
       messages,
