@@ -146,6 +146,13 @@ def resumption_lines(results: Figures) -> list[str]:
         lines.append(
             f"| {label} | {_fmt(off)} | {_fmt(on)} | {_fmt(ratio, 2)}{'×' if ratio else ''} | {goal} | {met} |"
         )
+    for scenario in ("D", "B50", "R"):
+        errors = _get(results, scenario, "resumable", "store_errors")
+        if errors is not None:
+            lines.append(
+                f"| {scenario}: answers that lost resumption (Redis failed or over 1 s; the metric) "
+                f"| – | {errors:,.0f} | – | 0 | {'**yes**' if errors == 0 else 'no'} |"
+            )
     p50 = _get(results, "R", "resumable", "resume_first_event_p50_ms")
     p99 = _get(results, "R", "resumable", "resume_first_event_p99_ms")
     if p99 is not None:

@@ -515,6 +515,17 @@ async def measure(
     return figures, results
 
 
+async def store_errors(target: Target) -> float:
+    """The resumable service's `chat_resume_store_errors_total`, all operations: each an answer
+    that went on unresumable, or a reader turned away, because Redis failed or took over 1 s."""
+    reader, writer = await asyncio.open_connection(target.host, target.port)
+    writer.write(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+    body = await reader.read()
+    writer.close()
+    prefix = b"chat_resume_store_errors_total{"
+    return sum(float(line.rsplit(b" ", 1)[1]) for line in body.splitlines() if line.startswith(prefix))
+
+
 def set_reply(fake: FakeAnthropic, scenario: Scenario) -> None:
     fake.default = scenario.reply()
 
@@ -525,7 +536,7 @@ def show(scenario: str, target: str, figures: dict[str, float]) -> None:
     keys += ("cpu_us_per_token", "cpu_us_per_request", "cpu_pct", "cpu_system_pct", "load_side_cpu_pct")
     keys += ("kib_per_stream", "all_first_token_s", "open_when_measured")
     keys += ("resumes", "resume_first_event_p50_ms", "resume_first_event_p99_ms")
-    keys += ("redis_cpu_us_per_token", "redis_cpu_pct", "redis_kib_per_stream")
+    keys += ("redis_cpu_us_per_token", "redis_cpu_pct", "redis_kib_per_stream", "store_errors")
     shown = " ".join(f"{k}={figures[k]:,.1f}" for k in keys if k in figures)
     print(f"{scenario:7} {target:9} {shown}", flush=True)
 
@@ -614,7 +625,16 @@ async def run(scenarios: list[Scenario], logs: Path, traced: bool = False) -> di
                 await asyncio.sleep(0.5)  # let the last phase's connections close
                 relays.check_alive()
                 redis_pid = redis.pid if redis is not None and target.resumable else None
+                errors_before = await store_errors(target) if target.resumable else 0.0
                 figures, outcomes = await measure(target, pid, scenario, redis_pid)
+                if target.resumable:
+                    figures["store_errors"] = await store_errors(target) - errors_before
+                    if figures["store_errors"]:
+                        print(
+                            f"bench: {target.name} {scenario.name}: {figures['store_errors']:.0f} answers or "
+                            "readers lost resumption (Redis failed or took over 1 s): see its log",
+                            flush=True,
+                        )
                 problems += check(target.name, scenario, outcomes)
                 if scenario.all_open and figures.get("open_when_measured", 0) != scenario.total:
                     problems.append(
