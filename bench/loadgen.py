@@ -15,6 +15,12 @@ browser would see. Two kinds of target:
 
 The time of `start` (Anthropic's `message_start` for the floor) is kept too: with a model that
 thinks before it answers, that is when a client learns its request was accepted.
+
+A `resumable` relay target (the service with `CHAT_REDIS_URL`) must put an `id:` on every event,
+1, 2, 3... in order (a relay target without it must put none), and `start` must carry the
+`stream_id`. A request may drop its connection after its k-th token (`drop_after`), and `resume`
+then continues the same `Result` on `GET /chat/streams/{stream_id}` with `Last-Event-ID`: its
+events must continue the ids exactly where the dropped connection left them.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ class Target:
     # Ask for the thinking summary (`/chat`'s `thinking: "summarized"`, Anthropic's adaptive
     # thinking with display summarized); a relay that does not know the option ignores it.
     summarized: bool = False
+    resumable: bool = False  # the service with resumption on: ids on every event, a stream id
 
     def request_bytes(self, stream: bool) -> bytes:
         payload: dict[str, Any] = {"messages": [{"role": "user", "content": "Benchmark"}], "stream": stream}
@@ -69,6 +76,13 @@ class Target:
             % (path, self.host.encode(), self.port, len(body), body)
         )
 
+    def resume_bytes(self, stream_id: str, last_event_id: int) -> bytes:
+        return (
+            b"GET /chat/streams/%s HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\n"
+            b"Last-Event-ID: %d\r\nConnection: close\r\n\r\n"
+            % (stream_id.encode(), self.host.encode(), self.port, last_event_id)
+        )
+
 
 @dataclass(slots=True)
 class Result:
@@ -84,6 +98,12 @@ class Result:
     done: bool = False  # ended with `[DONE]` (relay) / `message_stop` (floor), nothing after; or a JSON body
     output_tokens: int | None = None  # usage.output_tokens as reported in the `end` event or the JSON body
     error: str | None = None
+    # Resumable targets
+    stream_id: str | None = None  # from `start`
+    last_event_id: int | None = None  # the last `id:` read
+    dropped: bool = False  # the connection was dropped after `drop_after` tokens
+    resumed_at: float | None = None  # before connecting again
+    resume_first_event: float | None = None  # the read that completed the resumed stream's first event
 
     @property
     def ttft(self) -> float | None:
@@ -92,6 +112,12 @@ class Result:
     @property
     def time_to_start(self) -> float | None:
         return self.start_time - self.started if self.start_time is not None else None
+
+    @property
+    def resume_latency(self) -> float | None:
+        if self.resumed_at is None or self.resume_first_event is None:
+            return None
+        return self.resume_first_event - self.resumed_at
 
     @property
     def gaps(self) -> list[float]:
@@ -150,7 +176,7 @@ class _Dechunker:
 
 
 class _SseParser:
-    """Events out of a byte stream: (event name or None, data) for each event with data.
+    """Events out of a byte stream: (event name or None, data, id or None) for each event with data.
 
     A line ends at `\\r\\n`, `\\n` or a lone `\\r`, as in the service's decoder: a read's last
     `\\r` ends its line at once (the stream may end there, or pause until the next token), and
@@ -162,7 +188,7 @@ class _SseParser:
         self._pending = b""
         self._skip_lf = False
 
-    def feed(self, data: bytes) -> list[tuple[bytes | None, bytes]]:
+    def feed(self, data: bytes) -> list[tuple[bytes | None, bytes, bytes | None]]:
         if not data:
             return []  # a read with only chunk framing: a CR before it still pairs with a LF after
         if self._skip_lf and data.startswith(b"\n"):
@@ -174,16 +200,18 @@ class _SseParser:
         *blocks, self._pending = (self._pending + data).split(b"\n\n")
         events = []
         for block in blocks:
-            name = None
+            name = event_id = None
             lines = []
             for line in block.split(b"\n"):
                 if line.startswith(b"data:"):
                     lines.append(line[6:] if line[5:6] == b" " else line[5:])
                 elif line.startswith(b"event:"):
                     name = line[7:] if line[6:7] == b" " else line[6:]
-                # comments (": ping"), id: and retry: lines are not needed here
+                elif line.startswith(b"id:"):
+                    event_id = line[4:] if line[3:4] == b" " else line[3:]
+                # comments (": ping") and retry: lines are not needed here
             if lines:
-                events.append((name, b"\n".join(lines)))
+                events.append((name, b"\n".join(lines), event_id))
         return events
 
     @property
@@ -192,15 +220,29 @@ class _SseParser:
 
 
 class _RelayEvents:
-    """The service's contract: start, thinking..., delta..., end, [DONE]; nothing after [DONE]."""
+    """The service's contract: start, thinking..., delta..., end, [DONE]; nothing after [DONE].
+    With `resumable`, each event's id the one after the last; without, no ids."""
 
-    __slots__ = ("result", "state")
+    __slots__ = ("first_at", "result", "resumable", "state")
 
-    def __init__(self, result: Result) -> None:
+    def __init__(self, result: Result, resumable: bool, state: int = 0) -> None:
         self.result = result
-        self.state = 0  # 0: before start, 1: thinking or deltas, 2: after end, 3: after [DONE]
+        self.resumable = resumable
+        self.state = state  # 0: before start, 1: thinking or deltas, 2: after end, 3: after [DONE]
+        self.first_at: float | None = None
 
-    def take(self, name: bytes | None, data: bytes, now: float) -> None:
+    def take(self, name: bytes | None, data: bytes, event_id: bytes | None, now: float) -> None:
+        if self.first_at is None:
+            self.first_at = now
+        if self.resumable:
+            if event_id is None:
+                raise ProtocolError(f"event without an id from a resumable relay: {name!r}")
+            expected = (self.result.last_event_id or 0) + 1
+            if int(event_id) != expected:
+                raise ProtocolError(f"event id {event_id!r}, expected {expected} ({name!r})")
+            self.result.last_event_id = expected
+        elif event_id is not None:
+            raise ProtocolError(f"event id {event_id!r} with resumption off")
         if self.state == 3:
             raise ProtocolError(f"event after [DONE]: {name!r}")
         if name == b"delta":
@@ -220,8 +262,11 @@ class _RelayEvents:
                 raise ProtocolError(f"thinking before start, after a delta or mistyped: {data[:80]!r}")
             self.result.thinking.append(payload["text"])
         elif name == b"start":
-            if self.state != 0 or orjson.loads(data)["type"] != "start":
+            payload = orjson.loads(data)
+            if self.state != 0 or payload["type"] != "start":
                 raise ProtocolError("start event out of order or mistyped")
+            if self.resumable:
+                self.result.stream_id = payload["stream_id"]
             self.state = 1
             self.result.start_time = now
         elif name == b"end":
@@ -245,7 +290,7 @@ class _AnthropicEvents:
     def __init__(self, result: Result) -> None:
         self.result = result
 
-    def take(self, name: bytes | None, data: bytes, now: float) -> None:
+    def take(self, name: bytes | None, data: bytes, event_id: bytes | None, now: float) -> None:
         if self.result.done:
             raise ProtocolError(f"event after message_stop: {name!r}")
         if name != b"message_start" and self.result.start_time is None and name != b"error":
@@ -303,16 +348,51 @@ async def request(
     *,
     timeout_s: float = 60.0,
     on_first_token: Callable[[], None] | None = None,
+    drop_after: int | None = None,
 ) -> Result:
     """One request; `result` may be passed in to watch it while it runs. Never raises: a failure
-    is recorded in `result.error`."""
+    is recorded in `result.error`. With `drop_after`, the connection is closed as soon as that
+    many tokens were read (the rest of that read unread, as when a network drops)."""
     result = Result() if result is None else result
+    result.started = time.perf_counter()  # before connecting: set-up counts in time to first token
+    events = _RelayEvents(result, target.resumable) if target.kind == RELAY else _AnthropicEvents(result)
+    await _exchange(
+        target, target.request_bytes(stream), stream, result, events, timeout_s, on_first_token, drop_after
+    )
+    return result
+
+
+async def resume(target: Target, result: Result, *, timeout_s: float = 60.0) -> Result:
+    """Continues a dropped `result` at once on `GET /chat/streams/{stream_id}` with the last
+    event id it read: the rest of its events, which must follow on without a gap or a repeat."""
+    if result.stream_id is None or result.last_event_id is None:
+        result.error = "dropped before `start` gave a stream id"
+        return result
+    events = _RelayEvents(result, resumable=True, state=1)
+    result.resumed_at = time.perf_counter()
+    request_bytes = target.resume_bytes(result.stream_id, result.last_event_id)
+    await _exchange(target, request_bytes, True, result, events, timeout_s, None, None)
+    result.resume_first_event = events.first_at
+    if result.error is not None:
+        result.error = f"resumed: {result.error}"
+    return result
+
+
+async def _exchange(
+    target: Target,
+    request_bytes: bytes,
+    stream: bool,
+    result: Result,
+    events: _RelayEvents | _AnthropicEvents,
+    timeout_s: float,
+    on_first_token: Callable[[], None] | None,
+    drop_after: int | None,
+) -> None:
     writer: asyncio.StreamWriter | None = None
     try:
         async with asyncio.timeout(timeout_s):
-            result.started = time.perf_counter()
             reader, writer = await asyncio.open_connection(target.host, target.port)
-            writer.write(target.request_bytes(stream))
+            writer.write(request_bytes)
             buf = b""
             now = 0.0
             while (end := buf.find(b"\r\n\r\n")) < 0:
@@ -358,15 +438,17 @@ async def request(
                         f"HTTP {result.status}: {b''.join(raw)[:300].decode(errors='replace')}"
                     )
                 _json_body(target, b"".join(raw), result)
-                return result
+                return
 
             sse = _SseParser()
-            events = _RelayEvents(result) if target.kind == RELAY else _AnthropicEvents(result)
             take = events.take
             first_seen = False
             while True:
-                for name, data in sse.feed(unframe(body)):
-                    take(name, data, now)
+                for name, data, event_id in sse.feed(unframe(body)):
+                    take(name, data, event_id, now)
+                    if drop_after is not None and len(result.texts) >= drop_after:
+                        result.dropped = True
+                        return  # the connection closes below, mid-stream
                 if on_first_token is not None and not first_seen and result.token_times:
                     first_seen = True
                     on_first_token()
@@ -382,13 +464,10 @@ async def request(
                 raise ProtocolError(f"body ended inside an event: {sse.leftover[:80]!r}")
             if not result.done:
                 raise ProtocolError("stream ended without its final event")
-            return result
     except TimeoutError:
         result.error = f"no complete answer within {timeout_s:.0f} s"
-        return result
     except (OSError, ProtocolError, asyncio.IncompleteReadError, ValueError, KeyError, TypeError) as exc:
         result.error = f"{type(exc).__name__}: {exc}"
-        return result
     finally:
         result.finished = time.perf_counter()
         if writer is not None:
@@ -436,10 +515,10 @@ def selfcheck() -> None:
         wire += b"0\r\n\r\n"
         for cut in range(len(wire)):
             result = Result()
-            dechunker, sse, relay = _Dechunker(), _SseParser(), _RelayEvents(result)
+            dechunker, sse, relay = _Dechunker(), _SseParser(), _RelayEvents(result, resumable=False)
             for piece in (wire[:cut], wire[cut:]):
-                for name, data in sse.feed(dechunker.feed(piece)):
-                    relay.take(name, data, 0.0)
+                for name, data, event_id in sse.feed(dechunker.feed(piece)):
+                    relay.take(name, data, event_id, 0.0)
                 if piece and cut >= body_end:  # the first read held the whole stream
                     assert result.done, (sep, cut, "[DONE] waited for the next read")
             assert dechunker.finished, (sep, cut)
@@ -448,10 +527,10 @@ def selfcheck() -> None:
         # A body with no chunked framing (Content-Length, or read to close), one byte a read:
         # every CR ends a read, and the last one ends the stream.
         result = Result()
-        sse, relay = _SseParser(), _RelayEvents(result)
+        sse, relay = _SseParser(), _RelayEvents(result, resumable=False)
         for i in range(len(stream)):
-            for name, data in sse.feed(stream[i : i + 1]):
-                relay.take(name, data, 0.0)
+            for name, data, event_id in sse.feed(stream[i : i + 1]):
+                relay.take(name, data, event_id, 0.0)
         assert not sse.leftover, sep
         check(result, sep, "byte by byte")
 
@@ -465,11 +544,13 @@ async def run_load(
     deadline_s: float,
     stagger_s: float = 0.0,
     timeout_s: float = 60.0,
+    drop_at: Callable[[int], int | None] | None = None,
 ) -> list[Result]:
     """`total` requests, `concurrency` at a time (a closed loop: each worker starts its next
     request when the last one ends). With `stagger_s`, worker i starts i × stagger_s / concurrency
     late, so that arrivals are spread as in steady traffic instead of coming in one burst. Stops
-    starting new requests after `deadline_s`."""
+    starting new requests after `deadline_s`. `drop_at(n)`, for the n-th request (from 0): after
+    how many tokens it drops its connection and resumes at once (None: it reads to the end)."""
     results: list[Result] = []
     remaining = total
     stop_at = time.monotonic() + deadline_s
@@ -479,8 +560,12 @@ async def run_load(
         if stagger_s:
             await asyncio.sleep(index * stagger_s / concurrency)
         while remaining > 0 and time.monotonic() < stop_at:
+            drop_after = drop_at(total - remaining) if drop_at is not None else None
             remaining -= 1
-            results.append(await request(target, stream, timeout_s=timeout_s))
+            result = await request(target, stream, timeout_s=timeout_s, drop_after=drop_after)
+            if result.dropped:
+                await resume(target, result, timeout_s=timeout_s)
+            results.append(result)
 
     await asyncio.gather(*(worker(i) for i in range(concurrency)))
     return results

@@ -4,6 +4,8 @@
     uv run --group bench --with py-spy python -m bench.profile --scenario B200 --seconds 30
     uv run --group bench --with py-spy python -m bench.profile --scenario C      # non-streaming
     uv run --group bench --with py-spy python -m bench.profile --scenario C200   # non-streaming, 200 tokens
+    uv run --group bench --with py-spy python -m bench.profile --scenario B50 --resumable  # CHAT_REDIS_URL set
+    uv run --group bench --with py-spy python -m bench.profile --scenario R      # drops and resumes (resumable)
 
 Same layout as `bench.run` (the service alone on core 0, load generator and fake on core 1).
 py-spy samples the service's process (`record --pid`, raw collapsed stacks) while the scenario
@@ -32,6 +34,7 @@ from bench.run import (
     MODEL,
     WARMUP,
     BenchFailed,
+    RedisProcess,
     Relays,
     check,
     cpu_seconds,
@@ -106,8 +109,10 @@ def summarize(raw: Path, top: int = 25) -> str:
     )
 
 
-async def profile(scenario_name: str, seconds: float, out: Path, rate: int) -> str:
+async def profile(scenario_name: str, seconds: float, out: Path, rate: int, resumable: bool) -> str:
+    """`resumable`: the service with resumption on, against a redis-server started here (R always)."""
     scenario = next(s for s in FULL if s.name == scenario_name)
+    resumable = resumable or scenario.drop_half
     py_spy = shutil.which("py-spy")
     if py_spy is None:
         raise BenchFailed("py-spy is not installed: run with `uv run --group bench --with py-spy ...`")
@@ -115,6 +120,7 @@ async def profile(scenario_name: str, seconds: float, out: Path, rate: int) -> s
     server = await fake.serve()
     logs = Path(tempfile.mkdtemp(prefix="bench-profile-"))
     relays = Relays(logs)
+    redis = RedisProcess(logs) if resumable else None
     try:
         port = free_port()
         env = {
@@ -123,12 +129,16 @@ async def profile(scenario_name: str, seconds: float, out: Path, rate: int) -> s
             "CHAT_MODEL": MODEL,
             "CHAT_LOG_FORMAT": "json",
         }
+        if redis is not None:
+            await redis.start()
+            env["CHAT_REDIS_URL"] = redis.url
         pid = await relays.start("service", "app.main:app", port, env)
-        target = Target("service", port, RELAY)
+        target = Target("service", port, RELAY, resumable=resumable)
         set_reply(fake, WARMUP)
         problems = check(
             "service", WARMUP, await run_load(target, stream=True, concurrency=10, total=20, deadline_s=60)
         )
+        redis_before = cpu_seconds(redis.pid) if redis is not None else 0.0
         set_reply(fake, scenario)
         raw = out.with_suffix(".raw.txt")
         spy = await asyncio.create_subprocess_exec(
@@ -159,6 +169,7 @@ async def profile(scenario_name: str, seconds: float, out: Path, rate: int) -> s
                 deadline_s=seconds + 30,
                 stagger_s=scenario.stream_s if scenario.staggered else 0.0,
                 timeout_s=scenario.timeout_s,
+                drop_at=scenario.drop_at(),
             )
             problems += check("service", scenario, results)
             tokens += sum(len(r.texts) for r in results) if scenario.stream else len(results)
@@ -174,13 +185,19 @@ async def profile(scenario_name: str, seconds: float, out: Path, rate: int) -> s
         head = (
             f"service under scenario {scenario.name}, {rounds} rounds, {tokens} {unit}s in {wall:.1f} s, "
             f"{tokens / wall:,.0f} {unit}s/s, {cpu * 1e6 / max(tokens, 1):.1f} µs CPU per {unit} "
-            f"(with py-spy sampling at {rate} Hz)\n\n"
+            f"(with py-spy sampling at {rate} Hz)"
         )
+        if redis is not None:
+            redis_cpu = cpu_seconds(redis.pid) - redis_before
+            head += f"; resumption on: Redis's own CPU {redis_cpu * 1e6 / max(tokens, 1):.1f} µs per {unit}"
+        head += "\n\n"
         summary = head + summarize(raw)
         out.with_suffix(".summary.txt").write_text(summary, encoding="utf-8")
         return summary
     finally:
         await relays.stop()
+        if redis is not None:
+            await redis.stop()
         server.close()
         shutil.rmtree(logs, ignore_errors=True)
 
@@ -191,6 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--rate", type=int, default=250, help="samples per second")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "bench-profile")
+    parser.add_argument(
+        "--resumable",
+        action="store_true",
+        help="the service with CHAT_REDIS_URL (a redis-server started here)",
+    )
     args = parser.parse_args(argv)
     raise_fd_limit()
     os.sched_setaffinity(0, {LOAD_CORE})
@@ -198,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            print(runner.run(profile(args.scenario, args.seconds, args.out, args.rate)))
+            print(runner.run(profile(args.scenario, args.seconds, args.out, args.rate, args.resumable)))
     except BenchFailed as exc:
         print(f"profile: FAILED: {exc}", file=sys.stderr)
         return 1

@@ -89,6 +89,109 @@ TARGETS: list[tuple[str, str, str, str, str, Callable[[float], bool]]] = [
 ]
 
 
+def _no_worse_beyond_noise(on: float, off: float) -> bool:
+    # A p50 of a few ms moves by a ms or two between phases of one run on a shared core.
+    return on <= max(off * 1.15, off + 2.0)
+
+
+# (label, scenario, figure, goal, test of (on ÷ off, on, off) or None): resumption on (the
+# `resumable` target) against off (`service`) in the same run; the issue's targets, and figures
+# shown beside them without one.
+RESUME_ROWS: list[tuple[str, str, str, str, Callable[[float, float, float], bool] | None]] = [
+    ("B50: relay CPU µs per token", "B50", "cpu_us_per_token", "≤ 1.3×", lambda ratio, on, off: ratio <= 1.3),
+    ("D: relay CPU µs per token", "D", "cpu_us_per_token", "≤ 1.3×", lambda ratio, on, off: ratio <= 1.3),
+    (
+        "B50: time to first token p50, ms",
+        "B50",
+        "ttft_p50_ms",
+        "no worse beyond noise (≤ 1.15× or + 2 ms)",
+        lambda ratio, on, off: _no_worse_beyond_noise(on, off),
+    ),
+    (
+        "D: time to first token p50, ms",
+        "D",
+        "ttft_p50_ms",
+        "no worse beyond noise (≤ 1.15× or + 2 ms)",
+        lambda ratio, on, off: _no_worse_beyond_noise(on, off),
+    ),
+    (
+        "D: relay KiB per open stream (1000 open)",
+        "D",
+        "kib_per_stream",
+        "≤ 1.3×",
+        lambda ratio, on, off: ratio <= 1.3,
+    ),
+    ("B50: time to first token p99, ms", "B50", "ttft_p99_ms", "", None),
+    ("B50: inter-token gap p99, ms", "B50", "gap_p99_ms", "", None),
+    ("D: seconds until every stream has a first token", "D", "all_first_token_s", "", None),
+]
+
+
+def resumption_lines(results: Figures) -> list[str]:
+    """The resumption table: on ÷ off from one run, R's resumed readers, Redis's own cost."""
+
+    def on_off(scenario: str, figure: str) -> tuple[float | None, float | None]:
+        return _get(results, scenario, "resumable", figure), _get(results, scenario, "service", figure)
+
+    lines = [
+        "| figure | off | on | on ÷ off | goal | met |",
+        "|---|---:|---:|---:|---|---|",
+    ]
+    for label, scenario, figure, goal, passes in RESUME_ROWS:
+        on, off = on_off(scenario, figure)
+        ratio = _ratio(on, off)
+        met = "–"
+        if passes is not None and on is not None and off is not None and ratio is not None:
+            met = "**yes**" if passes(ratio, on, off) else "no"
+        lines.append(
+            f"| {label} | {_fmt(off)} | {_fmt(on)} | {_fmt(ratio, 2)}{'×' if ratio else ''} | {goal} | {met} |"
+        )
+    for scenario in ("D", "B50", "R"):
+        errors = _get(results, scenario, "resumable", "store_errors")
+        if errors is not None:
+            lines.append(
+                f"| {scenario}: answers that lost resumption (Redis failed or over 1 s; the metric) "
+                f"| – | {errors:,.0f} | – | 0 | {'**yes**' if errors == 0 else 'no'} |"
+            )
+    p50 = _get(results, "R", "resumable", "resume_first_event_p50_ms")
+    p99 = _get(results, "R", "resumable", "resume_first_event_p99_ms")
+    if p99 is not None:
+        resumes = _get(results, "R", "resumable", "resumes")
+        lines += [
+            f"| R: resumed reader's first event after its request, p50, ms ({_fmt(resumes, 0)} resumes) "
+            f"| – | {_fmt(p50)} | – | | – |",
+            f"| R: resumed reader's first event after its request, p99, ms | – | {_fmt(p99)} | – "
+            f"| ≤ 50 ms | {'**yes**' if p99 <= 50 else 'no'} |",
+        ]
+        cpu_r, cpu_off = (
+            _get(results, "R", "resumable", "cpu_us_per_token"),
+            _get(results, "B50", "service", "cpu_us_per_token"),
+        )
+        ratio = _ratio(cpu_r, cpu_off)
+        lines.append(
+            f"| R: relay CPU µs per token (off: B50's) | {_fmt(cpu_off)} | {_fmt(cpu_r)} "
+            f"| {_fmt(ratio, 2)}{'×' if ratio else ''} | | – |"
+        )
+    for scenario in ("B50", "D", "R"):
+        redis = _get(results, scenario, "resumable", "redis_cpu_us_per_token")
+        relay = _get(results, scenario, "resumable", "cpu_us_per_token")
+        off = _get(results, scenario if scenario != "R" else "B50", "service", "cpu_us_per_token")
+        if redis is None:
+            continue
+        both = relay + redis if relay is not None else None
+        ratio = _ratio(both, off)
+        lines.append(
+            f"| {scenario}: Redis's own CPU µs per token (another core; relay + Redis on ÷ relay off) "
+            f"| – | {_fmt(redis)} | {_fmt(ratio, 2)}{'×' if ratio else ''} | | – |"
+        )
+    redis_kib = _get(results, "D", "resumable", "redis_kib_per_stream")
+    if redis_kib is not None:
+        lines.append(
+            f"| D: Redis KiB per open stream (RSS growth ÷ streams) | – | {_fmt(redis_kib)} | – | | – |"
+        )
+    return lines
+
+
 def plot(results: Figures, path: Path) -> None:
     import matplotlib
 
@@ -361,6 +464,25 @@ def write_report(run: dict[str, Any], out: Path) -> None:
                 if kib
                 else ""
             ),
+        ]
+    if any("resumable" in figures for figures in results.values()):
+        resumable_log = run.get("resumable_log", {})
+        lines += [
+            "",
+            "## Resumption on and off (issue #18)",
+            "",
+            "`resumable` is the service again with `CHAT_REDIS_URL` set (one uvicorn worker on core 0, like",
+            "the others), against a `redis-server` this run started on core 1 (with the load generator and",
+            "the fake, as a Redis on another host would be). D and B50 run on it and on the service with",
+            "resumption off (`service`); R is B50 on it alone with every other client dropping its",
+            "connection after a random token and resuming at once (`GET /chat/streams/{id}`,",
+            "`Last-Event-ID`); every joined answer checked exact, every event id once and in order. A",
+            "resumed reader's first event is timed from before its `connect()` to the read that completes",
+            "it. Redis's CPU is its own process's (`/proc/PID/stat`), on the other core, not in the relay's.",
+            f"Its log: {resumable_log.get('request_lines', '?')} request lines, "
+            f"{resumable_log.get('warnings_or_errors', '?')} warnings or errors.",
+            "",
+            *resumption_lines(results),
         ]
     lines += [
         "",

@@ -3,6 +3,7 @@
     uv run --group bench python -m bench.run            # full run: docs/benchmarks.md, its plot
     uv run --group bench python -m bench.run --smoke    # a few requests per scenario, checks only
     uv run --group bench python -m bench.run --only B50,C --traced   # and the service with traces on
+    uv run --group bench python -m bench.run --only D,B50,R   # resumption on beside off (needs redis-server)
 
 Layout (2 cores): each relay is ONE uvicorn worker (uvloop, httptools) started with
 `taskset -c 0`; this process is pinned to core 1 and runs, on one uvloop event loop, both the load
@@ -16,6 +17,15 @@ Every request is checked: status, the event order (start, thinking..., delta...,
 nothing after), token count, the exact text (and thinking summary) the fake sent, and the usage it
 reported. One wrong or failed request
 makes the run fail (exit status 1) and no figures are written.
+
+Resumption (issue #18): a fourth target, `resumable`, is the service again with `CHAT_REDIS_URL`
+set, on the relay's core like the others, against a Debian `redis-server` this run starts on a
+free port (nothing on disk; on the load's core, as a Redis elsewhere would be: the relay's core
+pays only the client side) and stops by its PID. D and B50 run on it beside the service with
+resumption off; R runs on it alone: half the clients drop their connection after a random token
+and resume at once with `Last-Event-ID`, and each joined answer must be the exact one, every
+event id once, in order. Redis's own CPU (its /proc/PID/stat) is reported apart. Without
+`redis-server` these are skipped, with a message.
 """
 
 from __future__ import annotations
@@ -27,18 +37,21 @@ import json
 import math
 import os
 import platform
+import random
 import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from bench.loadgen import ANTHROPIC, RELAY, Result, Target, request, run_load, selfcheck
+from bench.report import resumption_lines
 from fake_anthropic import FakeAnthropic, Reply, default_tokens, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,6 +82,21 @@ class Scenario:
     # summary is asked for: the pieces come as thinking_deltas spread over that time.
     thinking_s: float = 0.0
     thinking: tuple[str, ...] = ()
+    resumable: bool = False  # also run on the service with resumption on (target `resumable`)
+    # Only on `resumable`: every other client (the 1st, 3rd...) drops its connection after a random
+    # token and resumes at once.
+    drop_half: bool = False
+
+    def drop_at(self) -> Callable[[int], int | None] | None:
+        """For run_load: after how many tokens the n-th request drops (None: it does not)."""
+        if not self.drop_half:
+            return None
+        rng = random.Random(18)  # the same drops in every run
+
+        def drop(n: int) -> int | None:
+            return rng.randint(1, self.tokens - 1) if n % 2 == 0 else None
+
+        return drop
 
     @property
     def stream_s(self) -> float:
@@ -91,9 +119,20 @@ class Scenario:
 FULL = [
     # D first, on relays that have only been warmed up: the RSS grown by a previous phase's
     # streams would otherwise be reused and hide part of the cost of an open stream.
-    Scenario("D", tokens=12, interval_ms=1000, concurrency=1000, total=1000, all_open=True, timeout_s=90),
+    Scenario(
+        "D",
+        tokens=12,
+        interval_ms=1000,
+        concurrency=1000,
+        total=1000,
+        all_open=True,
+        timeout_s=90,
+        resumable=True,
+    ),
     Scenario("A", tokens=200, interval_ms=0, concurrency=50, total=300),
-    Scenario("B50", tokens=100, interval_ms=20, concurrency=50, total=200, staggered=True),
+    Scenario("B50", tokens=100, interval_ms=20, concurrency=50, total=200, staggered=True, resumable=True),
+    # B50 with resumption on, where every other client drops after a random token and resumes.
+    Scenario("R", tokens=100, interval_ms=20, concurrency=50, total=200, staggered=True, drop_half=True),
     Scenario("B100", tokens=100, interval_ms=20, concurrency=100, total=300, staggered=True),
     Scenario("B200", tokens=100, interval_ms=20, concurrency=200, total=600, staggered=True),
     # The same with every worker starting at the same instant, as this benchmark's first version
@@ -118,9 +157,16 @@ FULL = [
     ),
 ]
 SMOKE = [
-    Scenario("D", tokens=5, interval_ms=100, concurrency=20, total=20, all_open=True, timeout_s=20),
+    Scenario(
+        "D", tokens=5, interval_ms=100, concurrency=20, total=20, all_open=True, timeout_s=20, resumable=True
+    ),
     Scenario("A", tokens=200, interval_ms=0, concurrency=3, total=3, timeout_s=20),
-    Scenario("B50", tokens=20, interval_ms=20, concurrency=3, total=3, staggered=True, timeout_s=20),
+    Scenario(
+        "B50", tokens=20, interval_ms=20, concurrency=3, total=3, staggered=True, timeout_s=20, resumable=True
+    ),
+    Scenario(
+        "R", tokens=20, interval_ms=20, concurrency=4, total=4, staggered=True, timeout_s=20, drop_half=True
+    ),
     Scenario("C", tokens=50, interval_ms=0, concurrency=3, total=3, stream=False, timeout_s=20),
     Scenario("C200", tokens=200, interval_ms=0, concurrency=3, total=3, stream=False, timeout_s=20),
     Scenario(
@@ -248,6 +294,57 @@ class Relays:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+class RedisProcess:
+    """Debian's `redis-server` for the resumable service: a free port on 127.0.0.1, nothing on
+    disk, pinned to the load's core; stopped by its PID."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.workdir = Path(tempfile.mkdtemp(prefix="bench-redis-"))
+        self.process: asyncio.subprocess.Process | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    async def start(self) -> None:
+        log = (self.logs / "redis.log").open("wb")
+        argv = ["taskset", "-c", str(LOAD_CORE), "redis-server", "--port", str(self.port)]
+        argv += ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(self.workdir)]
+        self.process = await asyncio.create_subprocess_exec(
+            *argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
+        )
+        log.close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.process.returncode is not None:
+                raise BenchFailed(
+                    f"redis-server exited with {self.process.returncode}: see {self.logs / 'redis.log'}"
+                )
+            with contextlib.suppress(OSError):
+                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                writer.write(b"PING\r\n")
+                answer = await reader.readline()
+                writer.close()
+                if answer == b"+PONG\r\n":
+                    return
+            await asyncio.sleep(0.05)
+        raise BenchFailed(f"redis-server did not answer PING on port {self.port} within 10 s")
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.terminate()
+            try:
+                await asyncio.wait_for(self.process.wait(), 10)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
 # -- measuring ---------------------------------------------------------------------------------
 
 
@@ -267,6 +364,13 @@ def check(target: str, scenario: Scenario, results: list[Result]) -> list[str]:
     problems = []
     if len(results) != scenario.total:
         problems.append(f"{target} {scenario.name}: {len(results)} of {scenario.total} requests ran")
+    if scenario.drop_half:
+        resumed = sum(1 for r in results if r.dropped and r.resume_latency is not None)
+        if resumed != (scenario.total + 1) // 2:
+            problems.append(
+                f"{target} {scenario.name}: {resumed} of {scenario.total} requests dropped and resumed, "
+                f"not {(scenario.total + 1) // 2}"
+            )
     for i, result in enumerate(results):
         where = f"{target} {scenario.name} #{i}"
         if result.error is not None or result.status != 200:
@@ -296,7 +400,7 @@ def check(target: str, scenario: Scenario, results: list[Result]) -> list[str]:
 
 
 async def open_all(
-    target: Target, scenario: Scenario, pid: int | None
+    target: Target, scenario: Scenario, pid: int | None, redis_pid: int | None
 ) -> tuple[list[Result], dict[str, float]]:
     """Scenario D: every stream opened at once; RSS read when all have their first token and
     none has ended."""
@@ -323,22 +427,27 @@ async def open_all(
         figures["open_when_measured"] = sum(1 for r in results if r.token_times and not r.finished)
         if pid is not None:
             figures["rss_open_kib"] = rss_kib(pid)
+        if redis_pid is not None:
+            figures["redis_rss_open_kib"] = rss_kib(redis_pid)
     waiter.cancel()
     await everything
     return results, figures
 
 
 async def measure(
-    target: Target, pid: int | None, scenario: Scenario
+    target: Target, pid: int | None, scenario: Scenario, redis_pid: int | None = None
 ) -> tuple[dict[str, float], list[Result]]:
+    """`redis_pid`: the Redis of a resumable target, whose CPU and memory are reported apart."""
     target = scenario.target(target)
     user_before, system_before = cpu_times(pid) if pid else (0.0, 0.0)
     rss_before = rss_kib(pid) if pid else 0
+    redis_cpu_before = cpu_seconds(redis_pid) if redis_pid else 0.0
+    redis_rss_before = rss_kib(redis_pid) if redis_pid else 0
     load_before = own_cpu_seconds()
     started = time.perf_counter()
     figures: dict[str, float] = {}
     if scenario.all_open:
-        results, figures = await open_all(target, scenario, pid)
+        results, figures = await open_all(target, scenario, pid, redis_pid)
     else:
         results = await run_load(
             target,
@@ -348,6 +457,7 @@ async def measure(
             deadline_s=180,
             stagger_s=scenario.stream_s if scenario.staggered else 0.0,
             timeout_s=scenario.timeout_s,
+            drop_at=scenario.drop_at(),
         )
     wall = time.perf_counter() - started
     ok = [r for r in results if r.error is None]
@@ -355,6 +465,7 @@ async def measure(
     ttfts = [t for r in ok if (t := r.ttft) is not None]
     starts = [t for r in ok if (t := r.time_to_start) is not None]
     gaps = [gap for r in ok for gap in r.gaps]
+    resumes = [t for r in ok if (t := r.resume_latency) is not None]
     figures |= {
         "wall_s": wall,
         "requests": len(results),
@@ -363,7 +474,14 @@ async def measure(
         "requests_per_s": len(results) / wall,
         "load_side_cpu_pct": 100 * (own_cpu_seconds() - load_before) / wall,
     }
-    for name, values in (("ttft", ttfts), ("start", starts), ("gap", gaps if scenario.stream else [])):
+    if resumes:
+        figures["resumes"] = len(resumes)
+    for name, values in (
+        ("ttft", ttfts),
+        ("start", starts),
+        ("gap", gaps if scenario.stream else []),
+        ("resume_first_event", resumes),
+    ):
         for q in (50, 99):
             if (value := percentile(values, q)) is not None:
                 figures[f"{name}_p{q}_ms"] = value * 1000
@@ -381,7 +499,31 @@ async def measure(
         }
         if "rss_open_kib" in figures:
             figures["kib_per_stream"] = (figures["rss_open_kib"] - rss_before) / scenario.total
+    if redis_pid:
+        redis_cpu = cpu_seconds(redis_pid) - redis_cpu_before
+        figures |= {
+            "redis_cpu_s": redis_cpu,
+            "redis_cpu_pct": 100 * redis_cpu / wall,
+            "redis_cpu_us_per_token": redis_cpu * 1e6 / max(tokens, 1),
+            "redis_rss_before_kib": redis_rss_before,
+            "redis_rss_after_kib": rss_kib(redis_pid),
+        }
+        if "redis_rss_open_kib" in figures:
+            figures["redis_kib_per_stream"] = (
+                figures["redis_rss_open_kib"] - redis_rss_before
+            ) / scenario.total
     return figures, results
+
+
+async def store_errors(target: Target) -> float:
+    """The resumable service's `chat_resume_store_errors_total`, all operations: each an answer
+    that went on unresumable, or a reader turned away, because Redis failed or took over 1 s."""
+    reader, writer = await asyncio.open_connection(target.host, target.port)
+    writer.write(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+    body = await reader.read()
+    writer.close()
+    prefix = b"chat_resume_store_errors_total{"
+    return sum(float(line.rsplit(b" ", 1)[1]) for line in body.splitlines() if line.startswith(prefix))
 
 
 def set_reply(fake: FakeAnthropic, scenario: Scenario) -> None:
@@ -389,12 +531,23 @@ def set_reply(fake: FakeAnthropic, scenario: Scenario) -> None:
 
 
 def show(scenario: str, target: str, figures: dict[str, float]) -> None:
-    keys = ("tokens_per_s", "requests_per_s", "ttft_p50_ms", "ttft_p99_ms", "gap_p99_ms")
+    keys: tuple[str, ...] = ("tokens_per_s", "requests_per_s", "ttft_p50_ms", "ttft_p99_ms", "gap_p99_ms")
     keys += ("start_p50_ms", "start_p99_ms")
     keys += ("cpu_us_per_token", "cpu_us_per_request", "cpu_pct", "cpu_system_pct", "load_side_cpu_pct")
     keys += ("kib_per_stream", "all_first_token_s", "open_when_measured")
+    keys += ("resumes", "resume_first_event_p50_ms", "resume_first_event_p99_ms")
+    keys += ("redis_cpu_us_per_token", "redis_cpu_pct", "redis_kib_per_stream", "store_errors")
     shown = " ".join(f"{k}={figures[k]:,.1f}" for k in keys if k in figures)
     print(f"{scenario:7} {target:9} {shown}", flush=True)
+
+
+def targets_of(
+    scenario: Scenario, targets: list[tuple[Target, int | None]]
+) -> list[tuple[Target, int | None]]:
+    """The targets a scenario runs on: `resumable` only where it asks for it, alone for R."""
+    if scenario.drop_half:
+        return [(t, pid) for t, pid in targets if t.resumable]
+    return [(t, pid) for t, pid in targets if scenario.resumable or not t.resumable]
 
 
 def _quiet_cancellations(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
@@ -410,6 +563,17 @@ async def run(scenarios: list[Scenario], logs: Path, traced: bool = False) -> di
     server = await fake.serve()
     relays = Relays(logs)
     receiver = None
+    redis: RedisProcess | None = None
+    if any(s.resumable or s.drop_half for s in scenarios):
+        if shutil.which("redis-server") is None:
+            print(
+                "bench: redis-server not found (Debian: apt-get install redis-server): SKIPPING the "
+                "resumption scenarios (R, and D and B50 with resumption on)",
+                flush=True,
+            )
+            scenarios = [s for s in scenarios if not s.drop_half]
+        else:
+            redis = RedisProcess(logs)
     try:
         env = {
             "ANTHROPIC_API_KEY": "bench-key",
@@ -433,6 +597,12 @@ async def run(scenarios: list[Scenario], logs: Path, traced: bool = False) -> di
             traced_env = {**env, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint}
             traced_pid = await relays.start("traced", "app.main:app", traced_port, traced_env)
             targets.append((Target("traced", traced_port, RELAY), traced_pid))
+        if redis is not None:
+            await redis.start()
+            resumable_port = free_port()
+            resumable_env = {**env, "CHAT_REDIS_URL": redis.url}
+            resumable_pid = await relays.start("resumable", "app.main:app", resumable_port, resumable_env)
+            targets.append((Target("resumable", resumable_port, RELAY, resumable=True), resumable_pid))
         problems: list[str] = []
         set_reply(fake, WARMUP)
         for target, _ in targets:
@@ -444,15 +614,27 @@ async def run(scenarios: list[Scenario], logs: Path, traced: bool = False) -> di
         if problems:
             raise BenchFailed("\n".join(["warm-up requests failed:", *problems[:20]]))
         runtime = {"service": runtime_of(service_pid), "reference": runtime_of(reference_pid)}
+        if redis is not None:
+            runtime["resumable"] = runtime_of(resumable_pid)
         print(f"relays: {runtime}", flush=True)
 
         results: dict[str, dict[str, dict[str, float]]] = {}
         for scenario in scenarios:
             set_reply(fake, scenario)
-            for target, pid in targets:
+            for target, pid in targets_of(scenario, targets):
                 await asyncio.sleep(0.5)  # let the last phase's connections close
                 relays.check_alive()
-                figures, outcomes = await measure(target, pid, scenario)
+                redis_pid = redis.pid if redis is not None and target.resumable else None
+                errors_before = await store_errors(target) if target.resumable else 0.0
+                figures, outcomes = await measure(target, pid, scenario, redis_pid)
+                if target.resumable:
+                    figures["store_errors"] = await store_errors(target) - errors_before
+                    if figures["store_errors"]:
+                        print(
+                            f"bench: {target.name} {scenario.name}: {figures['store_errors']:.0f} answers or "
+                            "readers lost resumption (Redis failed or took over 1 s): see its log",
+                            flush=True,
+                        )
                 problems += check(target.name, scenario, outcomes)
                 if scenario.all_open and figures.get("open_when_measured", 0) != scenario.total:
                     problems.append(
@@ -466,9 +648,14 @@ async def run(scenarios: list[Scenario], logs: Path, traced: bool = False) -> di
             raise BenchFailed(
                 "\n".join([f"{len(problems)} incorrect or failed requests (not a result):", *problems[:30]])
             )
-        return {"results": results, "relays": runtime, "service_log": _log_summary(logs / "service.log")}
+        outcome = {"results": results, "relays": runtime, "service_log": _log_summary(logs / "service.log")}
+        if redis is not None:
+            outcome["resumable_log"] = _log_summary(logs / "resumable.log")
+        return outcome
     finally:
         await relays.stop()  # first, so that the relays' pooled connections to the fake close
+        if redis is not None:
+            await redis.stop()
         server.close()
         await asyncio.sleep(0.1)
         if receiver is not None:
@@ -544,7 +731,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        help="comma-separated scenario names (e.g. B50,C,D): print their figures, write no docs",
+        help="comma-separated scenario names (e.g. B50,C,D): print their figures and keep them in "
+        "bench/results/, write no docs",
     )
     parser.add_argument(
         "--traced",
@@ -590,23 +778,34 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     elapsed = time.monotonic() - started
     print(f"bench: all requests correct ({elapsed:.0f} s)", flush=True)
+    if not args.smoke and any("resumable" in figures for figures in outcome["results"].values()):
+        print(
+            "\n".join(["", "Resumption on ÷ off, this run:", *resumption_lines(outcome["results"])]),
+            flush=True,
+        )
+        print(f"resumable service log: {outcome.get('resumable_log')}", flush=True)
     if args.smoke:
         shutil.rmtree(logs, ignore_errors=True)
-    if args.smoke or args.only:
+    if args.smoke:
         return 0
-
-    from bench.report import write_report
 
     run_info = {
         "machine": machine(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "duration_s": round(elapsed, 1),
+        "load_average": os.getloadavg(),  # the machine may be shared: how busy it was at the end
         "scenarios": [asdict(s) for s in scenarios],
         **outcome,
     }
     stamp = time.strftime("%Y%m%d-%H%M%S")
     raw = RESULTS_DIR / f"{stamp}.json"
     raw.write_text(json.dumps(run_info, indent=2), encoding="utf-8")
+    if args.only:
+        print(f"bench: raw figures in {raw}")
+        return 0
+
+    from bench.report import write_report
+
     write_report(run_info, args.out)
     print(f"bench: wrote {args.out}, {args.out.with_suffix('.png')} and {raw}")
     return 0
