@@ -60,6 +60,8 @@ class LiveAnswer:
         self._last_event_id = last_event_id
         self._meta: dict[str, str] | None = meta  # written with the first entry
         self._on_done = on_done
+        # The request's log context, for what happens later on the worker's writer task.
+        self._log = log.bind(**structlog.contextvars.get_contextvars())
         loop = asyncio.get_running_loop()
         self.done: asyncio.Future[None] = loop.create_future()
         summary.answer_done = self.done
@@ -219,6 +221,6 @@ class LiveAnswer:
         if not self._written.done():
             self._written.set_result(None)
         RESUME_STORE_ERRORS.labels(operation).inc()
-        log.warning("resume_store_unavailable", operation=operation, error=reason, resumable=False)
+        self._log.warning("resume_store_unavailable", operation=operation, error=reason, resumable=False)
         if not self._local_attached:
             self.end("client_disconnected")

@@ -46,8 +46,27 @@ async def resumed_frames(
     stored: Stored,
     last_seen: int | None,
     failure: Callable[[str, str], bytes],
+    on_leave: Callable[[], None],
 ) -> AsyncGenerator[bytes, None]:
-    """The stored frames after `last_seen` (all of them if None), then the live ones, to the end."""
+    """The stored frames after `last_seen` (all of them if None), then the live ones, to the end.
+    `on_leave` is called when the reader leaves an answer still in flight."""
+    finished = False
+    try:
+        async for frames in _frames_to_the_end(store, stream_id, stored, last_seen, failure):
+            yield frames
+        finished = True
+    finally:
+        if stored.live and not finished:
+            on_leave()
+
+
+async def _frames_to_the_end(
+    store: ResumeStore,
+    stream_id: str,
+    stored: Stored,
+    last_seen: int | None,
+    failure: Callable[[str, str], bytes],
+) -> AsyncGenerator[bytes, None]:
     chunks = stored.chunks
     cursor = b"0-0"
     next_mark = time.monotonic() + MARK_INTERVAL  # opening the answer marked the reader

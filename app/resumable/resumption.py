@@ -38,6 +38,7 @@ class Resumption:
         self._writer = StoreWriter(store)
         self._live: dict[str, LiveAnswer] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._leaving: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         self._writer.start()
@@ -62,6 +63,7 @@ class Resumption:
             answer.end("shutdown")
         if answers:
             await asyncio.wait([answer.done for answer in answers])  # their last entries written
+        await asyncio.gather(*self._leaving, return_exceptions=True)
         await self._writer.aclose()
         await self.store.aclose()
 
@@ -164,7 +166,26 @@ class Resumption:
     def frames(
         self, stream_id: str, stored: Stored, after_event: int | None, failure: Callable[[str, str], bytes]
     ) -> AsyncGenerator[bytes, None]:
-        return resumed_frames(self.store, stream_id, stored, after_event, failure)
+        return resumed_frames(
+            self.store,
+            stream_id,
+            stored,
+            after_event,
+            failure,
+            on_leave=lambda: self._forget_reader(stream_id),
+        )
+
+    def _forget_reader(self, stream_id: str) -> None:
+        """The reader's mark goes when it leaves, so the grace period starts now rather than when
+        the mark would expire. Another reader still attached renews it within a second."""
+
+        async def leave() -> None:
+            with contextlib.suppress(StoreUnavailable):  # then the mark expires on its own
+                await self.store.leave(stream_id)
+
+        task = asyncio.ensure_future(leave())
+        self._leaving.add(task)
+        task.add_done_callback(self._leaving.discard)
 
     @staticmethod
     def _unavailable(operation: str, exc: StoreUnavailable) -> ResumeUnavailable:
