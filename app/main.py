@@ -129,7 +129,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["POST", "GET"],
-            allow_headers=["Content-Type", "X-Request-ID", settings.end_user_header],
+            # Last-Event-ID: a page on another origin resuming an answer with fetch.
+            allow_headers=["Content-Type", "X-Request-ID", "Last-Event-ID", settings.end_user_header],
             expose_headers=["X-Request-ID"],
         )
     app.add_middleware(CloseWhenDrainingMiddleware, draining=draining)

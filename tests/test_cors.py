@@ -82,6 +82,16 @@ def test_preflight_is_answered_for_the_allowed_origin_only(frontend_service: Ser
     assert "access-control-allow-origin" not in other.headers
 
 
+def test_a_page_on_the_allowed_origin_may_resume_with_last_event_id(frontend_service: Service) -> None:
+    preflight = {"Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "last-event-id"}
+    with httpx.Client(base_url=frontend_service.url, timeout=15) as http:
+        allowed = http.options("/chat/streams/some-stream", headers={"Origin": FRONTEND_ORIGIN, **preflight})
+
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == FRONTEND_ORIGIN
+    assert "last-event-id" in allowed.headers["access-control-allow-headers"].lower()
+
+
 @pytest.mark.parametrize("path", list(BODIES))
 def test_other_origins_get_no_cors_headers(frontend_service: Service, fake: FakeAnthropic, path: str) -> None:
     with httpx.Client(base_url=frontend_service.url, timeout=15) as http:
