@@ -236,6 +236,20 @@ def test_a_stream_resumed_on_another_replica_gives_the_rest_once(
     assert len(fake.received) == 1
 
 
+def test_a_reader_back_the_moment_it_has_the_stream_id_finds_the_answer(
+    resumable: Service, replica: ServiceProcess, fake: FakeAnthropic, redis_server: RedisServer
+) -> None:
+    reply = Reply.text(numbered_tokens(20), interval=0.02)
+    fake.enqueue(reply)
+    # Redis holds every write (reads go on) for 300 ms, the answer's first entry among them.
+    redis_server.cli("CLIENT", "PAUSE", "300", "WRITE")
+
+    cut = cut_after(resumable.url, 1)  # `start`, with the stream id, and gone at once
+    rest = resume(replica.url, cut.stream_id, cut.last_id)
+
+    assert_whole_answer_once(cut, rest, reply)
+
+
 # gunicorn's workers share one listening socket, so which one accepts a connection is the
 # kernel's choice: the tests look it up, to be sure a request reached the other worker.
 

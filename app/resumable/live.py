@@ -78,6 +78,9 @@ class LiveAnswer:
         self._pending_bytes = 0
         self._end_taken = False
         self._written: asyncio.Future[None] = loop.create_future()  # the last entry, or never
+        # The first entry, or storing given up: until then the reader is sent nothing, so that the
+        # stream id in its first frame finds the answer wherever the reader comes back at once.
+        self._first_written: asyncio.Future[None] = loop.create_future()
         self._reader_watch: asyncio.Task[None] | None = None
         self._task = asyncio.ensure_future(self._run())
 
@@ -142,6 +145,8 @@ class LiveAnswer:
         """The frames for the request that asked, as they come; its leaving ends nothing."""
         loop = asyncio.get_running_loop()
         try:
+            if not self._first_written.done():
+                await self._first_written  # one Redis round trip, before the model's first token
             while True:
                 if self._local:
                     frames, self._local = self._local, []
@@ -204,6 +209,8 @@ class LiveAnswer:
         )
 
     def written(self, entry: Entry, resumed: int | None) -> None:
+        if not self._first_written.done():
+            self._first_written.set_result(None)
         if entry.end:
             self._summary.resumed_readers = resumed or 0
             self._written.set_result(None)
@@ -218,8 +225,9 @@ class LiveAnswer:
         self.storing = False
         self._summary.resumable = False
         self._pending.clear()
-        if not self._written.done():
-            self._written.set_result(None)
+        for written in (self._first_written, self._written):
+            if not written.done():
+                written.set_result(None)
         RESUME_STORE_ERRORS.labels(operation).inc()
         self._log.warning("resume_store_unavailable", operation=operation, error=reason, resumable=False)
         if not self._local_attached:
