@@ -10,6 +10,7 @@ far behind the live one. Figures: docs/performance.md, "Resumable answers".
 """
 
 import asyncio
+import contextlib
 from typing import Protocol
 
 import structlog
@@ -18,7 +19,11 @@ from app.resumable.store import Entry, ResumeStore, StoreUnavailable
 
 log = structlog.get_logger(__name__)
 
-FLUSH_INTERVAL = 0.02
+# A resumed reader is at most this far behind the live one. A pipeline costs the worker about
+# 115 µs plus 15 µs a command (redis-py with hiredis, measured): at 10 ms rather than 20 ms a
+# resumed reader's first event came at p99 37 ms rather than 54 ms, for no CPU per token that
+# the benchmark could tell apart from its noise.
+FLUSH_INTERVAL = 0.01
 
 
 class Writes(Protocol):
@@ -36,6 +41,7 @@ class StoreWriter:
         self._store = store
         self._due: dict[Writes, None] = {}  # insertion-ordered set
         self._wake: asyncio.Future[None] | None = None
+        self._gathering = False  # waiting for more to write: only an urgent entry wakes it
         self._urgent = False
         self._task: asyncio.Task[None] | None = None
 
@@ -51,7 +57,7 @@ class StoreWriter:
         """`answer` has frames to write; `urgent`: its first or last, written without the wait."""
         self._due[answer] = None
         self._urgent = self._urgent or urgent
-        if (wake := self._wake) is not None and not wake.done():
+        if (wake := self._wake) is not None and not wake.done() and (urgent or not self._gathering):
             wake.set_result(None)
 
     async def _run(self) -> None:
@@ -62,7 +68,13 @@ class StoreWriter:
                 await self._wake
                 continue
             if not self._urgent:
-                await asyncio.sleep(FLUSH_INTERVAL)  # what comes meanwhile joins this write
+                # What comes meanwhile joins this write. An answer's first entry cuts the wait
+                # short: its reader's first frame waits for it (measured: +10 ms first-token p50).
+                self._wake = loop.create_future()
+                self._gathering = True
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake, FLUSH_INTERVAL)
+                self._gathering = False
             self._urgent = False
             due, self._due = self._due, {}
             writes = [(answer, entry) for answer in due if (entry := answer.take_entry()) is not None]
