@@ -1,12 +1,13 @@
 """The worker's one writer to the store: every answer's new frames, a flush apart, in one
 pipeline.
 
-An answer hands its frames over and is never held up: it only marks itself as having something
-to write. One XADD per event measured 1.6× the CPU per token of no resumption; one write per
-answer per upstream read still cost a round trip and a task wake-up each. Gathering every answer
-of the worker into one pipeline per `FLUSH_INTERVAL` makes Redis's share of a token a fraction of
-one command, whatever the number of streams, at the price of a resumed reader being at most that
-far behind the live one. Figures: docs/performance.md, "Resumable answers".
+An answer hands its frames over and is held up once only: its reader's first frame, which
+carries the stream id, waits for the answer's first entry. One XADD per event cost 1.6× the CPU
+per token of no resumption in the issue's prototype; one write per answer per upstream read
+still costs a round trip and a task wake-up each. Gathering every answer of the worker into one
+pipeline per `FLUSH_INTERVAL` makes Redis's share of a token at most one command and a share of
+one pipeline, whatever the number of streams, at the price of a resumed reader being at most
+that far behind the live one. Figures: docs/performance.md, "Resumable answers (issue #18)".
 """
 
 import asyncio
