@@ -512,7 +512,11 @@ class FakeAnthropic:
 
     @staticmethod
     def _note_gone(received: Received, read: asyncio.Future[bytes]) -> None:
-        if not read.cancelled() and read.exception() is None and not received.finished:
+        # A caller that closes with bytes of the answer still unread in its socket resets the
+        # connection (RST rather than FIN): the read fails instead of returning b"".
+        if read.cancelled() or received.finished:
+            return
+        if read.exception() is None or isinstance(read.exception(), ConnectionError):
             received.client_gone_at = time.monotonic()
 
     def _send(
