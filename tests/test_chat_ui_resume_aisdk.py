@@ -15,6 +15,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,20 @@ def new_chat_id() -> str:
 
 def thinking_reply(**kw: Any) -> Reply:
     return Reply.text(WORDS, thinking=THINKING, thinking_seconds=0.3, interval=0.05, **kw)
+
+
+@contextmanager
+def stopping(service_url: str, chat_id: str, fake: FakeAnthropic) -> Iterator[None]:
+    """Stops the chat's answer through `service_url` (any replica); once the block has let the page
+    settle: the stop was taken, and the call to Anthropic closed within a second of it."""
+    stopped_at = time.monotonic()
+    stop = httpx.post(f"{service_url}/chat/ui/{chat_id}/stop", timeout=5)
+    yield
+    assert stop.status_code == 204
+    upstream = fake.received[0]
+    assert fake.wait_for(lambda: upstream.client_gone, timeout=2)
+    assert upstream.client_gone_at is not None
+    assert upstream.client_gone_at - stopped_at < 1.0
 
 
 def test_a_cut_answer_resumed_is_one_message_with_all_its_text_and_reasoning(
@@ -273,17 +288,11 @@ def test_stop_ends_the_answer_for_the_chat_with_what_it_had(
     page.do("send", text="Hi")
     page.wait_for(has_text(20))
 
-    stopped_at = time.monotonic()
-    stop = httpx.post(f"{resumable_service.url}/chat/ui/{chat_id}/stop", timeout=5)
-    finished = page.wait_for(lambda e: e["event"] == "onFinish")
-    page.settled("send")
+    with stopping(resumable_service.url, chat_id, fake):
+        finished = page.wait_for(lambda e: e["event"] == "onFinish")
+        page.settled("send")
 
-    assert stop.status_code == 204
-    upstream = fake.received[0]
-    assert fake.wait_for(lambda: upstream.client_gone, timeout=2)
-    assert upstream.client_gone_at is not None
-    assert upstream.client_gone_at - stopped_at < 1.0
-    assert not upstream.finished
+    assert not fake.received[0].finished
     assert (finished["isError"], finished["isAbort"], finished["finishReason"]) == (False, False, "other")
     chunks = [e["chunk"] for e in page.events if e["event"] == "chunk"]
     assert [chunk["type"] for chunk in chunks[-4:]] == [
@@ -317,15 +326,9 @@ def test_stop_reaches_a_reloaded_page_reading_the_answer_while_the_model_thinks(
     page.do("resume")
     page.wait_for(lambda e: e["event"] == "chunk" and e["chunk"]["type"] == "reasoning-delta")
 
-    stopped_at = time.monotonic()
-    stop = httpx.post(f"{resumable_service.url}/chat/ui/{chat_id}/stop", timeout=5)
-    page.settled("resume")
+    with stopping(resumable_service.url, chat_id, fake):
+        page.settled("resume")
 
-    assert stop.status_code == 204
-    upstream = fake.received[0]
-    assert fake.wait_for(lambda: upstream.client_gone, timeout=2)
-    assert upstream.client_gone_at is not None
-    assert upstream.client_gone_at - stopped_at < 1.0
     final = page.report()
     assert (final["status"], final["error"]) == ("ready", None)
     assert [message["role"] for message in final["messages"]] == ["user", "assistant"]
@@ -358,15 +361,9 @@ def test_a_page_reloaded_onto_another_replica_resumes_and_stops_the_answer_runni
     page.do("resume")
     page.wait_for(has_text(200))
 
-    stopped_at = time.monotonic()
-    stop = httpx.post(f"{other.url}/chat/ui/{chat_id}/stop", timeout=5)
-    page.settled("resume")
+    with stopping(other.url, chat_id, fake):
+        page.settled("resume")
 
-    assert stop.status_code == 204
-    upstream = fake.received[0]
-    assert fake.wait_for(lambda: upstream.client_gone, timeout=2)
-    assert upstream.client_gone_at is not None
-    assert upstream.client_gone_at - stopped_at < 1.0
     final = page.report()
     assert (final["status"], final["error"]) == ("ready", None)
     assert [message["role"] for message in final["messages"]] == ["user", "assistant"]
