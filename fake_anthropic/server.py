@@ -482,6 +482,11 @@ class FakeAnthropic:
             await writer.drain()
             received.finished = True
             return True
+        except ConnectionError:
+            # A write found the connection reset before the read above did: gone all the same.
+            if not received.finished and received.client_gone_at is None:
+                received.client_gone_at = time.monotonic()
+            raise
         finally:
             if not gone.done():
                 gone.cancel()

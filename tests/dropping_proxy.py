@@ -77,20 +77,25 @@ class DroppingProxy:
             threading.Thread(target=self._downward, args=(server, client, connection), daemon=True).start()
 
     def _upward(self, client: socket.socket, server: socket.socket, connection: _Connection) -> None:
+        head = b""  # a request's head so far: it may come in more than one read
         while data := _recv(client):
-            # One request at a time per connection (no pipelining): a chunk that starts a request
-            # holds its whole head, which is small.
-            if re.match(rb"[A-Z]+ /", data):
-                head = data.partition(b"\r\n\r\n")[0].decode("latin-1")
-                with self._lock:
-                    self.requests.append(head)
-                    if head.startswith(self.cut.request) and not self.cut.chosen:
-                        self.cut.chosen = connection.cut = True
+            # One request at a time per connection (no pipelining).
+            if head or re.match(rb"[A-Z]+ /", data):
+                head += data
+                if b"\r\n\r\n" in head:
+                    self._record(head.partition(b"\r\n\r\n")[0].decode("latin-1"), connection)
+                    head = b""
             try:
                 server.sendall(data)
             except OSError:
                 break
         _shut(server)
+
+    def _record(self, head: str, connection: _Connection) -> None:
+        with self._lock:
+            self.requests.append(head)
+            if head.startswith(self.cut.request) and not self.cut.chosen:
+                self.cut.chosen = connection.cut = True
 
     def _downward(self, server: socket.socket, client: socket.socket, connection: _Connection) -> None:
         while data := _recv(server):
