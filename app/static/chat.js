@@ -230,14 +230,13 @@ function settle(failure) {
   const stopped = failure?.name === "AbortError";
   if (node.textContent.trim() && (!failure || stopped || failure instanceof Unresumable)) {
     history.push({ role: "assistant", content: node.textContent, ...(compaction && { compaction }) });
-    if (failure && !stopped) showError(failure.message);
   } else {
     history.pop();
     user.classList.add("failed");
     node.classList.add("failed");
     input.value = question;
-    if (failure && !stopped) showError(failure.message);
   }
+  if (failure && !stopped) showError(failure.message);
   flight = null;
   saveConversation();
   saveAnswer();
